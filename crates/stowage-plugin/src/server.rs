@@ -1,0 +1,230 @@
+//! The tarpc server that routes protocol calls to the plugin's backends.
+
+use std::sync::{Arc, OnceLock};
+
+use futures::StreamExt as _;
+use stowage_protocol::handshake::Handshake;
+use stowage_protocol::service::StowagePlugin;
+use stowage_protocol::{
+    Bytes, Capability, ConfigureRequest, CountQuery, Document, DocumentKey, ListPage, ListQuery,
+    PluginError, PluginInfo, Precondition, Role, SecretBytes, SecretListQuery, SecretPage,
+    SecretRef, SecretResult, Secrets, Storage, codec, validate_collection, validate_secret_key,
+    validate_text,
+};
+use tarpc::context::Context;
+use tarpc::server::{BaseChannel, Channel as _};
+
+use crate::{Plugin, PluginConfig};
+
+/// The backend chosen by `configure`.
+enum Backend {
+    Storage(Arc<dyn Storage>),
+    Secrets(Arc<dyn Secrets>),
+}
+
+struct State {
+    plugin: Plugin,
+    version: u32,
+    backend: OnceLock<(Backend, Vec<Capability>)>,
+}
+
+#[derive(Clone)]
+struct PluginServer(Arc<State>);
+
+pub(crate) async fn serve_transport<Io>(plugin: Plugin, handshake: Handshake, io: Io)
+where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let transport: codec::PluginTransport<Io> = codec::transport(io, handshake.codec);
+    let server = PluginServer(Arc::new(State {
+        plugin,
+        version: handshake.version,
+        backend: OnceLock::new(),
+    }));
+    BaseChannel::with_defaults(transport)
+        .execute(server.serve())
+        .for_each(|response| async move {
+            tokio::spawn(response);
+        })
+        .await;
+}
+
+impl PluginServer {
+    fn storage(&self, capability: Capability) -> Result<Arc<dyn Storage>, PluginError> {
+        match self.0.backend.get() {
+            Some((Backend::Storage(s), caps)) if caps.contains(&capability) => Ok(s.clone()),
+            Some(_) => Err(PluginError::unsupported(format!(
+                "plugin '{}' does not implement {capability}",
+                self.0.plugin.name
+            ))),
+            None => Err(not_configured()),
+        }
+    }
+
+    fn secrets(&self, capability: Capability) -> Result<Arc<dyn Secrets>, PluginError> {
+        match self.0.backend.get() {
+            Some((Backend::Secrets(s), caps)) if caps.contains(&capability) => Ok(s.clone()),
+            Some(_) => Err(PluginError::unsupported(format!(
+                "plugin '{}' does not implement {capability}",
+                self.0.plugin.name
+            ))),
+            None => Err(not_configured()),
+        }
+    }
+}
+
+fn not_configured() -> PluginError {
+    PluginError::invalid_argument("`configure` must be the first call")
+}
+
+fn check_value(len: usize) -> Result<(), PluginError> {
+    if len > stowage_protocol::MAX_VALUE_LEN {
+        return Err(PluginError::invalid_argument(format!(
+            "value is {len} bytes; the limit is {} bytes",
+            stowage_protocol::MAX_VALUE_LEN
+        )));
+    }
+    Ok(())
+}
+
+impl StowagePlugin for PluginServer {
+    async fn configure(self, _: Context, request: ConfigureRequest) -> Result<PluginInfo, PluginError> {
+        let state = &self.0;
+        if state.backend.get().is_some() {
+            return Err(PluginError::invalid_argument(
+                "`configure` may be called only once per connection",
+            ));
+        }
+        let config = PluginConfig::from_request(&request)?;
+        let (backend, capabilities) = match request.role {
+            Role::Storage => {
+                let factory = state.plugin.storage.as_ref().ok_or_else(|| {
+                    PluginError::unsupported(format!(
+                        "plugin '{}' is not a storage plugin",
+                        state.plugin.name
+                    ))
+                })?;
+                let storage = factory(&config)?;
+                let caps = storage.capabilities();
+                (Backend::Storage(storage), caps)
+            }
+            Role::Secrets => {
+                let factory = state.plugin.secrets.as_ref().ok_or_else(|| {
+                    PluginError::unsupported(format!(
+                        "plugin '{}' is not a secrets plugin",
+                        state.plugin.name
+                    ))
+                })?;
+                let secrets = factory(&config)?;
+                let caps = secrets.capabilities();
+                (Backend::Secrets(secrets), caps)
+            }
+        };
+        let info = PluginInfo {
+            name: state.plugin.name.clone(),
+            version: state.plugin.version.clone(),
+            protocol_version: state.version,
+            capabilities: capabilities.iter().map(|c| c.as_str().to_owned()).collect(),
+        };
+        state
+            .backend
+            .set((backend, capabilities))
+            .map_err(|_| PluginError::invalid_argument("`configure` raced with itself"))?;
+        tracing::debug!(backend = %request.backend, role = %request.role, "configured");
+        Ok(info)
+    }
+
+    async fn storage_get(self, _: Context, key: DocumentKey) -> Result<Document, PluginError> {
+        key.validate()?;
+        self.storage(Capability::StorageGet)?.get(&key).await
+    }
+
+    async fn storage_put(
+        self,
+        _: Context,
+        key: DocumentKey,
+        value: Bytes,
+        precondition: Precondition,
+    ) -> Result<String, PluginError> {
+        key.validate()?;
+        check_value(value.len())?;
+        self.storage(Capability::StoragePut)?
+            .put(&key, value, precondition)
+            .await
+    }
+
+    async fn storage_delete(
+        self,
+        _: Context,
+        key: DocumentKey,
+        precondition: Precondition,
+    ) -> Result<(), PluginError> {
+        key.validate()?;
+        if precondition == Precondition::Absent {
+            return Err(PluginError::invalid_argument(
+                "delete cannot require the document to be absent",
+            ));
+        }
+        self.storage(Capability::StorageDelete)?
+            .delete(&key, precondition)
+            .await
+    }
+
+    async fn storage_list(self, _: Context, query: ListQuery) -> Result<ListPage, PluginError> {
+        validate_collection(&query.collection)?;
+        validate_text("group", &query.group, 0, stowage_protocol::MAX_GROUP_LEN)?;
+        self.storage(Capability::StorageList)?.list(&query).await
+    }
+
+    async fn storage_count(self, _: Context, query: CountQuery) -> Result<u64, PluginError> {
+        validate_collection(&query.collection)?;
+        validate_text("group", &query.group, 0, stowage_protocol::MAX_GROUP_LEN)?;
+        self.storage(Capability::StorageCount)?.count(&query).await
+    }
+
+    async fn secrets_resolve(self, _: Context, refs: Vec<SecretRef>) -> Vec<SecretResult> {
+        let secrets = match self.secrets(Capability::SecretsResolve) {
+            Ok(s) => s,
+            Err(e) => return refs.iter().map(|_| Err(e.clone())).collect(),
+        };
+        // Invalid references are answered individually; the rest go to the backend as one batch.
+        let checks: Vec<Result<(), PluginError>> =
+            refs.iter().map(|r| validate_secret_key(&r.key)).collect();
+        let valid: Vec<SecretRef> = refs
+            .iter()
+            .zip(&checks)
+            .filter(|(_, c)| c.is_ok())
+            .map(|(r, _)| r.clone())
+            .collect();
+        let mut answers = secrets.resolve(&valid).await.into_iter();
+        checks
+            .into_iter()
+            .map(|check| match check {
+                Err(e) => Err(e),
+                Ok(()) => answers.next().unwrap_or_else(|| {
+                    Err(PluginError::internal("the backend answered fewer references than asked"))
+                }),
+            })
+            .collect()
+    }
+
+    async fn secrets_put(
+        self,
+        _: Context,
+        key: String,
+        value: SecretBytes,
+    ) -> Result<Option<String>, PluginError> {
+        validate_secret_key(&key)?;
+        check_value(value.len())?;
+        self.secrets(Capability::SecretsPut)?.put(&key, value).await
+    }
+
+    async fn secrets_delete(self, _: Context, key: String) -> Result<(), PluginError> {
+        validate_secret_key(&key)?;
+        self.secrets(Capability::SecretsDelete)?.delete(&key).await
+    }
+
+    async fn secrets_list(self, _: Context, query: SecretListQuery) -> Result<SecretPage, PluginError> {
+        self.secrets(Capability::SecretsList)?.list(&query).await
+    }
+}
