@@ -122,6 +122,11 @@ pub fn validate_collection(collection: &str) -> Result<(), PluginError> {
             collection.len()
         )));
     }
+    if collection == "." || collection == ".." {
+        return Err(PluginError::invalid_argument(format!(
+            "collection {collection:?} is reserved"
+        )));
+    }
     if let Some(c) = collection
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))

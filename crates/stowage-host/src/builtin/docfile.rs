@@ -1,0 +1,355 @@
+//! A directory of versioned files: the primitive under both filesystem backends.
+//!
+//! Each entry is one file holding a header line `stowage/1 <version>\n` and then the value.
+//! Writes go to a temp file in the same directory, are synced, and are renamed over the
+//! old file, so readers see the old or the new value, never a mix. Writers take an
+//! exclusive `flock` on the directory's `.lock` file while they check the precondition
+//! and rename, so preconditions hold across processes. Files are 0600, directories 0700.
+//!
+//! Versions are `<generation>-<random>`: the generation counts writes (useful for fencing),
+//! the random part keeps a re-created entry from reusing an old version string.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use stowage_protocol::{PluginError, Precondition};
+
+const MAGIC: &[u8] = b"stowage/1 ";
+/// The file-name form of the empty string (the encoder never produces `=`).
+const EMPTY: &str = "=";
+/// Everything but ASCII letters, digits, `-` and `_` is percent-encoded, so names can
+/// never be `.`/`..`, hidden files, or contain `/`.
+const ESCAPE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_');
+const NAME_MAX: usize = 255;
+
+/// Encodes one path component.
+pub(crate) fn encode(part: &str) -> Result<String, PluginError> {
+    if part.is_empty() {
+        return Ok(EMPTY.to_owned());
+    }
+    let encoded = utf8_percent_encode(part, ESCAPE).to_string();
+    if encoded.len() > NAME_MAX {
+        return Err(PluginError::invalid_argument(format!(
+            "{part:?} is too long for the filesystem backend: escaped it needs {} bytes of a \
+             file name's {NAME_MAX}",
+            encoded.len()
+        )));
+    }
+    Ok(encoded)
+}
+
+/// Decodes a file name produced by [`encode`]; `None` for files that are not entries.
+pub(crate) fn decode(file_name: &str) -> Option<String> {
+    if file_name == EMPTY {
+        return Some(String::new());
+    }
+    if file_name.starts_with('.') {
+        return None;
+    }
+    percent_decode_str(file_name)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+pub(crate) fn io_error(what: &str, path: &Path, e: io::Error) -> PluginError {
+    let message = format!("{what} {}: {e}", path.display());
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => PluginError::permission_denied(message),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => PluginError::unavailable(message),
+        _ => PluginError::internal(message),
+    }
+}
+
+/// Creates `dir` and its parents with mode 0700.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), PluginError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| io_error("cannot create directory", dir, e))
+}
+
+/// One stored entry.
+pub(crate) struct Entry {
+    pub version: String,
+    pub value: Vec<u8>,
+}
+
+/// A directory of versioned entries.
+pub(crate) struct VersionedDir {
+    dir: PathBuf,
+}
+
+impl VersionedDir {
+    pub(crate) fn new(dir: PathBuf) -> Self {
+        VersionedDir { dir }
+    }
+
+    fn path(&self, file_name: &str) -> PathBuf {
+        self.dir.join(file_name)
+    }
+
+    /// Reads an entry; `None` if absent.
+    pub(crate) fn read(&self, file_name: &str) -> Result<Option<Entry>, PluginError> {
+        let path = self.path(file_name);
+        let mut bytes = Vec::new();
+        match File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes)) {
+            Ok(_) => parse_entry(&bytes)
+                .map(Some)
+                .ok_or_else(|| PluginError::internal(format!("{} is not a Stowage entry file", path.display()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => Ok(None),
+            Err(e) => Err(io_error("cannot read", &path, e)),
+        }
+    }
+
+    /// Reads only an entry's version and value size.
+    pub(crate) fn stat(&self, file_name: &str) -> Result<Option<(String, u64)>, PluginError> {
+        let path = self.path(file_name);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error("cannot read", &path, e)),
+        };
+        let len = file.metadata().map_err(|e| io_error("cannot stat", &path, e))?.len();
+        let mut head = [0u8; 128];
+        let n = read_up_to(&mut file, &mut head).map_err(|e| io_error("cannot read", &path, e))?;
+        let (version, header_len) = parse_header(&head[..n])
+            .ok_or_else(|| PluginError::internal(format!("{} is not a Stowage entry file", path.display())))?;
+        Ok(Some((version, len - header_len as u64)))
+    }
+
+    /// Writes an entry if `precondition` holds; returns the new version.
+    pub(crate) fn write(
+        &self,
+        file_name: &str,
+        value: &[u8],
+        precondition: &Precondition,
+        what: &str,
+    ) -> Result<String, PluginError> {
+        create_private_dir(&self.dir)?;
+        let _lock = self.lock()?;
+        let current = self.read(file_name)?;
+        check(precondition, current.as_ref().map(|e| e.version.as_str()), what)?;
+        let generation = current
+            .as_ref()
+            .and_then(|e| e.version.split('-').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+            + 1;
+        let version = format!("{generation}-{}", random_suffix());
+
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&self.dir)
+            .map_err(|e| io_error("cannot create a temp file in", &self.dir, e))?;
+        let write = (|| {
+            tmp.write_all(MAGIC)?;
+            tmp.write_all(version.as_bytes())?;
+            tmp.write_all(b"\n")?;
+            tmp.write_all(value)?;
+            tmp.as_file().sync_all()
+        })();
+        write.map_err(|e| io_error("cannot write", tmp.path(), e))?;
+        let path = self.path(file_name);
+        tmp.persist(&path)
+            .map_err(|e| io_error("cannot rename a temp file to", &path, e.error))?;
+        self.sync_dir();
+        Ok(version)
+    }
+
+    /// Removes an entry if `precondition` holds.
+    pub(crate) fn remove(
+        &self,
+        file_name: &str,
+        precondition: &Precondition,
+        what: &str,
+    ) -> Result<(), PluginError> {
+        if !self.dir.exists() {
+            return Err(PluginError::not_found(format!("{what} not found")));
+        }
+        let _lock = self.lock()?;
+        let current = self.read(file_name)?;
+        let Some(current) = current else {
+            return Err(match precondition {
+                Precondition::Version(_) => PluginError::conflict(format!(
+                    "{what} does not exist, so it is not at the expected version"
+                )),
+                _ => PluginError::not_found(format!("{what} not found")),
+            });
+        };
+        check(precondition, Some(&current.version), what)?;
+        let path = self.path(file_name);
+        fs::remove_file(&path).map_err(|e| io_error("cannot remove", &path, e))?;
+        self.sync_dir();
+        Ok(())
+    }
+
+    /// Every entry name (decoded), sorted by bytes.
+    pub(crate) fn names(&self) -> Result<Vec<(String, String)>, PluginError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error("cannot list", &self.dir, e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error("cannot list", &self.dir, e))?;
+            let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if let Some(name) = decode(&file_name) {
+                names.push((name, file_name));
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn lock(&self) -> Result<File, PluginError> {
+        let path = self.path(".lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io_error("cannot open lock file", &path, e))?;
+        file.lock().map_err(|e| io_error("cannot lock", &path, e))?;
+        Ok(file)
+    }
+
+    fn sync_dir(&self) {
+        // Makes the rename durable; failure here does not undo the write, so it is not fatal.
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn parse_header(bytes: &[u8]) -> Option<(String, usize)> {
+    let rest = bytes.strip_prefix(MAGIC)?;
+    let end = rest.iter().position(|&b| b == b'\n')?;
+    let version = std::str::from_utf8(&rest[..end]).ok()?.to_owned();
+    Some((version, MAGIC.len() + end + 1))
+}
+
+fn parse_entry(bytes: &[u8]) -> Option<Entry> {
+    let (version, header_len) = parse_header(bytes)?;
+    Some(Entry {
+        version,
+        value: bytes[header_len..].to_vec(),
+    })
+}
+
+/// Checks a precondition against the current version (`None`: absent).
+pub(crate) fn check(precondition: &Precondition, current: Option<&str>, what: &str) -> Result<(), PluginError> {
+    match (precondition, current) {
+        (Precondition::Any, _) | (Precondition::Absent, None) => Ok(()),
+        (Precondition::Absent, Some(v)) => Err(PluginError::already_exists(format!(
+            "{what} already exists (version {v})"
+        ))),
+        (Precondition::Version(want), Some(have)) if want == have => Ok(()),
+        (Precondition::Version(want), Some(have)) => Err(PluginError::conflict(format!(
+            "{what} is at version {have}, not the expected {want}"
+        ))),
+        (Precondition::Version(want), None) => Err(PluginError::conflict(format!(
+            "{what} does not exist, so it is not at the expected version {want}"
+        ))),
+    }
+}
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 4];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        bytes = (nanos ^ std::process::id()).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Applies prefix, page token and page size to sorted names.
+pub(crate) fn page<'a>(
+    names: &'a [(String, String)],
+    prefix: &str,
+    page_token: Option<&str>,
+    page_size: usize,
+) -> (Vec<&'a (String, String)>, Option<String>) {
+    let mut matching = names
+        .iter()
+        .filter(|(n, _)| n.starts_with(prefix))
+        .filter(|(n, _)| page_token.is_none_or(|t| n.as_str() > t));
+    let items: Vec<_> = matching.by_ref().take(page_size).collect();
+    let next = if matching.next().is_some() {
+        items.last().map(|(n, _)| n.clone())
+    } else {
+        None
+    };
+    (items, next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_round_trips_and_is_safe() {
+        for name in ["", "a", ".", "..", "a/b", "a_b", "a-b", "日本", "%41", "=", " x "] {
+            let e = encode(name).unwrap();
+            assert!(!e.starts_with('.') && !e.contains('/'), "{name:?} -> {e}");
+            assert_eq!(decode(&e).as_deref(), Some(name), "{e}");
+        }
+        assert_ne!(encode("a_b").unwrap(), encode("a-b").unwrap());
+        assert!(encode(&"日".repeat(85)).is_ok());
+        assert!(encode(&"日".repeat(86)).is_err());
+    }
+
+    #[test]
+    fn preconditions() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = VersionedDir::new(dir.path().join("x"));
+        let v1 = d.write("a", b"1", &Precondition::Absent, "a").unwrap();
+        assert!(v1.starts_with("1-"));
+        let e = d.write("a", b"2", &Precondition::Absent, "a").unwrap_err();
+        assert_eq!(e.code, stowage_protocol::ErrorCode::AlreadyExists);
+        let v2 = d.write("a", b"2", &Precondition::Version(v1.clone()), "a").unwrap();
+        assert!(v2.starts_with("2-"));
+        let e = d.write("a", b"3", &Precondition::Version(v1), "a").unwrap_err();
+        assert_eq!(e.code, stowage_protocol::ErrorCode::Conflict);
+        assert_eq!(d.read("a").unwrap().unwrap().value, b"2");
+        assert_eq!(d.stat("a").unwrap().unwrap(), (v2.clone(), 1));
+        d.remove("a", &Precondition::Version(v2), "a").unwrap();
+        assert!(d.read("a").unwrap().is_none());
+    }
+
+    #[test]
+    fn paging() {
+        let names: Vec<(String, String)> = ["a1", "a2", "a3", "b1"]
+            .iter()
+            .map(|n| (n.to_string(), n.to_string()))
+            .collect();
+        let (p, next) = page(&names, "a", None, 2);
+        assert_eq!(p.len(), 2);
+        assert_eq!(next.as_deref(), Some("a2"));
+        let (p, next) = page(&names, "a", next.as_deref(), 2);
+        assert_eq!(p.len(), 1);
+        assert_eq!(next, None);
+    }
+}

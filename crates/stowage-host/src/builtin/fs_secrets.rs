@@ -1,0 +1,108 @@
+//! `filesystem` secrets: one 0600 file per secret in a 0700 directory,
+//! `$STOWAGE_HOME/secrets` by default. The writable default on one machine.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use stowage_protocol::{
+    PluginError, Precondition, SecretBytes, SecretListQuery, SecretMeta, SecretPage, SecretRef,
+    Secrets, effective_page_size,
+};
+
+use super::blocking;
+use super::docfile::{VersionedDir, create_private_dir, encode, page};
+
+/// The built-in filesystem secret store.
+#[derive(Clone, Debug)]
+pub struct FilesystemSecrets {
+    root: Arc<PathBuf>,
+}
+
+impl FilesystemSecrets {
+    /// A store in `root` (created on first write, mode 0700).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        FilesystemSecrets {
+            root: Arc::new(root.into()),
+        }
+    }
+
+    fn dir(&self) -> VersionedDir {
+        VersionedDir::new(self.root.as_ref().clone())
+    }
+}
+
+#[async_trait]
+impl Secrets for FilesystemSecrets {
+    async fn resolve_one(&self, reference: &SecretRef) -> Result<SecretBytes, PluginError> {
+        let this = self.clone();
+        let reference = reference.clone();
+        blocking(move || {
+            let entry = this.dir().read(&encode(&reference.key)?)?;
+            match (entry, &reference.version) {
+                (Some(e), None) => Ok(SecretBytes::new(e.value)),
+                (Some(e), Some(v)) if *v == e.version => Ok(SecretBytes::new(e.value)),
+                (Some(_), Some(v)) => Err(PluginError::not_found(format!(
+                    "secret '{}' has no version {v} (the filesystem backend keeps only the current version)",
+                    reference.key
+                ))),
+                (None, _) => Err(PluginError::not_found(format!(
+                    "secret '{}' not found",
+                    reference.key
+                ))),
+            }
+        })
+        .await
+    }
+
+    async fn put(&self, key: &str, value: SecretBytes) -> Result<Option<String>, PluginError> {
+        let this = self.clone();
+        let key = key.to_owned();
+        blocking(move || {
+            create_private_dir(&this.root)?;
+            this.dir()
+                .write(&encode(&key)?, value.expose(), &Precondition::Any, &format!("secret '{key}'"))
+                .map(Some)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), PluginError> {
+        let this = self.clone();
+        let key = key.to_owned();
+        blocking(move || {
+            this.dir()
+                .remove(&encode(&key)?, &Precondition::Any, &format!("secret '{key}'"))
+        })
+        .await
+    }
+
+    async fn list(&self, query: &SecretListQuery) -> Result<SecretPage, PluginError> {
+        let this = self.clone();
+        let query = query.clone();
+        blocking(move || {
+            let dir = this.dir();
+            let names = dir.names()?;
+            let (items, next_page_token) = page(
+                &names,
+                &query.prefix,
+                query.page_token.as_deref(),
+                effective_page_size(query.page_size),
+            );
+            let mut out = Vec::with_capacity(items.len());
+            for (key, file_name) in items {
+                if let Some((version, _)) = dir.stat(file_name)? {
+                    out.push(SecretMeta {
+                        key: key.clone(),
+                        version: Some(version),
+                    });
+                }
+            }
+            Ok(SecretPage {
+                items: out,
+                next_page_token,
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,714 @@
+//! The config file: where it is, what it may say, and what it means.
+//!
+//! ```toml
+//! default-storage = "team"
+//! default-secrets = "vault"
+//!
+//! [storage.team]
+//! plugin = "blob"            # finds stowage-plugin-blob in $STOWAGE_HOME/plugins, then PATH
+//! timeout = "30s"            # per-operation deadline (default 30s)
+//! keep-alive = "30s"         # keep one process for successive operations (default: off)
+//! [storage.team.config]      # handed to the plugin as is
+//! url = "s3://bucket/stowage"
+//!
+//! [secrets.vault]
+//! path = "/opt/plugins/my-vault"   # an explicit binary (relative paths: to this file)
+//! args = ["--verbose"]
+//! env = { VAULT_ADDR = "${env:VAULT_ADDR}" }
+//! ```
+//!
+//! With no file at all, the built-in backends are used: `filesystem` storage, and
+//! `filesystem` (default) and `host` secrets.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use stowage_protocol::Role;
+use toml::Spanned;
+
+use crate::error::{ConfigError, Error, Result};
+
+/// Environment variable naming the config file.
+pub const CONFIG_ENV: &str = "STOWAGE_CONFIG";
+/// Environment variable naming Stowage's home directory (default `~/.stowage`).
+pub const HOME_ENV: &str = "STOWAGE_HOME";
+/// The per-operation deadline when a backend sets none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The built-in backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuiltinKind {
+    /// Documents as files under `$STOWAGE_HOME/storage`.
+    FilesystemStorage,
+    /// Secrets as 0600 files under `$STOWAGE_HOME/secrets`.
+    FilesystemSecrets,
+    /// Read-only references to the host: `env:`, `path:`, `command:`, `shell:`, `value:`.
+    HostSecrets,
+}
+
+impl BuiltinKind {
+    /// The name used in config files (`builtin = "filesystem"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BuiltinKind::FilesystemStorage | BuiltinKind::FilesystemSecrets => "filesystem",
+            BuiltinKind::HostSecrets => "host",
+        }
+    }
+
+    fn parse(role: Role, name: &str) -> Option<Self> {
+        match (role, name) {
+            (Role::Storage, "filesystem") => Some(BuiltinKind::FilesystemStorage),
+            (Role::Secrets, "filesystem") => Some(BuiltinKind::FilesystemSecrets),
+            (Role::Secrets, "host") => Some(BuiltinKind::HostSecrets),
+            _ => None,
+        }
+    }
+}
+
+/// How a backend is provided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Compiled into the host.
+    Builtin(BuiltinKind),
+    /// A plugin found by name (`stowage-plugin-<name>`).
+    Plugin(String),
+    /// A plugin binary at an explicit path.
+    Path(PathBuf),
+}
+
+/// A backend's `config` table. Its `Debug` hides values, which may hold credentials.
+#[derive(Clone, Default, PartialEq)]
+pub struct BackendSettings(pub toml::Table);
+
+impl fmt::Debug for BackendSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// One configured backend.
+#[derive(Clone)]
+pub struct BackendSpec {
+    /// Its name (`[storage.NAME]`).
+    pub name: String,
+    /// Storage or secrets.
+    pub role: Role,
+    /// Built-in, plugin by name, or plugin by path.
+    pub kind: BackendKind,
+    /// Extra arguments for the plugin binary.
+    pub args: Vec<String>,
+    /// Extra environment for the plugin process (values may be secret; never printed).
+    pub env: BTreeMap<String, String>,
+    /// Per-operation deadline.
+    pub timeout: Duration,
+    /// Keep one plugin process alive for this long after its last operation.
+    pub keep_alive: Option<Duration>,
+    /// The `config` table with `${env:VAR}` expanded, handed to the backend.
+    pub settings: BackendSettings,
+}
+
+// Hand-written so that `env` values (often credentials) never reach a log line.
+impl fmt::Debug for BackendSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendSpec")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("kind", &self.kind)
+            .field("args", &self.args)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("timeout", &self.timeout)
+            .field("keep_alive", &self.keep_alive)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl BackendSpec {
+    fn builtin(name: &str, role: Role, kind: BuiltinKind) -> Self {
+        BackendSpec {
+            name: name.to_owned(),
+            role,
+            kind: BackendKind::Builtin(kind),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            timeout: DEFAULT_TIMEOUT,
+            keep_alive: None,
+            settings: BackendSettings::default(),
+        }
+    }
+}
+
+/// The loaded configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it came from; none when running on the built-in defaults.
+    pub path: Option<PathBuf>,
+    /// `$STOWAGE_HOME`.
+    pub home: PathBuf,
+    /// The backend used when none is named.
+    pub default_storage: String,
+    /// The secrets backend used when none is named.
+    pub default_secrets: String,
+    /// Storage backends by name (built-ins included).
+    pub storage: BTreeMap<String, BackendSpec>,
+    /// Secrets backends by name (built-ins included).
+    pub secrets: BTreeMap<String, BackendSpec>,
+    /// The file's text as written (`${env:…}` unexpanded), for `config show`.
+    pub source_text: Option<String>,
+}
+
+/// Where to read the config from.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigSource {
+    /// `--config`: a file that must exist.
+    pub explicit: Option<PathBuf>,
+    /// `$STOWAGE_HOME`, overriding the environment.
+    pub home: Option<PathBuf>,
+}
+
+/// `$STOWAGE_HOME`, or `~/.stowage`.
+pub fn default_home() -> PathBuf {
+    if let Some(h) = std::env::var_os(HOME_ENV).filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    let user_home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    user_home.join(".stowage")
+}
+
+impl Config {
+    /// Finds and loads the config: `explicit`, then `$STOWAGE_CONFIG`, then
+    /// `$STOWAGE_HOME/config.toml`. No file at all means the built-in defaults.
+    pub fn load(source: &ConfigSource) -> Result<Config> {
+        let home = source.home.clone().unwrap_or_else(default_home);
+        let from_env = std::env::var_os(CONFIG_ENV)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        let (path, required) = match (&source.explicit, from_env) {
+            (Some(p), _) => (p.clone(), true),
+            (None, Some(p)) => (p, true),
+            (None, None) => (home.join("config.toml"), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Config::parse(&text, Some(&path), home),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                Ok(Config::defaults(home))
+            }
+            Err(e) => Err(Error::Config(ConfigError {
+                path: Some(path),
+                line: None,
+                key: None,
+                message: format!("cannot read the config file: {e}"),
+            })),
+        }
+    }
+
+    /// The built-in defaults: no file.
+    pub fn defaults(home: PathBuf) -> Config {
+        let mut c = Config {
+            path: None,
+            home,
+            default_storage: "filesystem".to_owned(),
+            default_secrets: "filesystem".to_owned(),
+            storage: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            source_text: None,
+        };
+        c.add_builtins();
+        c
+    }
+
+    fn add_builtins(&mut self) {
+        self.storage.entry("filesystem".into()).or_insert_with(|| {
+            BackendSpec::builtin("filesystem", Role::Storage, BuiltinKind::FilesystemStorage)
+        });
+        self.secrets.entry("filesystem".into()).or_insert_with(|| {
+            BackendSpec::builtin("filesystem", Role::Secrets, BuiltinKind::FilesystemSecrets)
+        });
+        self.secrets.entry("host".into()).or_insert_with(|| {
+            BackendSpec::builtin("host", Role::Secrets, BuiltinKind::HostSecrets)
+        });
+    }
+
+    /// Parses config text. `path` is used for messages and to resolve relative plugin paths.
+    pub fn parse(text: &str, path: Option<&Path>, home: PathBuf) -> Result<Config> {
+        let locate = Locator { text, path };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start);
+            locate.error(offset, None, e.message().to_owned())
+        })?;
+        let base_dir = path
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+
+        let mut config = Config {
+            path: path.map(Path::to_path_buf),
+            home,
+            default_storage: "filesystem".to_owned(),
+            default_secrets: "filesystem".to_owned(),
+            storage: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            source_text: Some(text.to_owned()),
+        };
+        for (role, tables) in [(Role::Storage, raw.storage), (Role::Secrets, raw.secrets)] {
+            for (name, table) in tables {
+                let spec = build_backend(&locate, role, &name, table, &base_dir)?;
+                match role {
+                    Role::Storage => config.storage.insert(name, spec),
+                    Role::Secrets => config.secrets.insert(name, spec),
+                };
+            }
+        }
+        config.add_builtins();
+
+        for (key, value, role) in [
+            ("default-storage", raw.default_storage, Role::Storage),
+            ("default-secrets", raw.default_secrets, Role::Secrets),
+        ] {
+            let Some(value) = value else { continue };
+            let known = match role {
+                Role::Storage => &config.storage,
+                Role::Secrets => &config.secrets,
+            };
+            if !known.contains_key(value.get_ref()) {
+                return Err(locate.error(
+                    Some(value.span().start),
+                    Some(key.to_owned()),
+                    format!(
+                        "names no {role} backend: '{}' (defined: {})",
+                        value.get_ref(),
+                        known.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            match role {
+                Role::Storage => config.default_storage = value.into_inner(),
+                Role::Secrets => config.default_secrets = value.into_inner(),
+            }
+        }
+        Ok(config)
+    }
+
+    /// The backend of `role` named `name`, or the default one.
+    pub fn backend(&self, role: Role, name: Option<&str>) -> Result<&BackendSpec> {
+        let (map, default) = match role {
+            Role::Storage => (&self.storage, &self.default_storage),
+            Role::Secrets => (&self.secrets, &self.default_secrets),
+        };
+        let name = name.unwrap_or(default);
+        map.get(name).ok_or_else(|| Error::UnknownBackend {
+            role: role.as_str(),
+            name: name.to_owned(),
+            known: map.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// Where plugin binaries are looked for first.
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.home.join("plugins")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    default_storage: Option<Spanned<String>>,
+    default_secrets: Option<Spanned<String>>,
+    #[serde(default)]
+    storage: BTreeMap<String, Spanned<RawBackend>>,
+    #[serde(default)]
+    secrets: BTreeMap<String, Spanned<RawBackend>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawBackend {
+    plugin: Option<String>,
+    path: Option<String>,
+    builtin: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    timeout: Option<Spanned<String>>,
+    keep_alive: Option<Spanned<String>>,
+    #[serde(default)]
+    config: toml::Table,
+}
+
+fn build_backend(
+    locate: &Locator<'_>,
+    role: Role,
+    name: &str,
+    table: Spanned<RawBackend>,
+    base_dir: &Path,
+) -> Result<BackendSpec> {
+    let span = table.span();
+    let at = Some(span.start);
+    let section = format!("{role}.{name}");
+    let raw = table.into_inner();
+    let backend_text = locate.text.get(span.clone()).unwrap_or("");
+    let expand = |key: &str, value: &str| -> Result<String> {
+        expand_env(value).map_err(|var| {
+            let offset = backend_text
+                .find(&format!("${{env:{var}}}"))
+                .map(|o| o + span.start)
+                .or(at);
+            locate.error(
+                offset,
+                Some(format!("{section}.{key}")),
+                format!("environment variable {var} is not set (referenced as ${{env:{var}}})"),
+            )
+        })
+    };
+
+    let kind = match (raw.plugin, raw.path, raw.builtin) {
+        (Some(p), None, None) => {
+            let p = expand("plugin", &p)?;
+            if p.is_empty() || p.contains('/') {
+                return Err(locate.error(
+                    at,
+                    Some(format!("{section}.plugin")),
+                    format!("'{p}' is not a plugin name; use `path = \"…\"` for a binary path"),
+                ));
+            }
+            BackendKind::Plugin(p)
+        }
+        (None, Some(p), None) => {
+            let p = PathBuf::from(expand("path", &p)?);
+            BackendKind::Path(if p.is_absolute() { p } else { base_dir.join(p) })
+        }
+        (None, None, Some(b)) => match BuiltinKind::parse(role, &b) {
+            Some(kind) => BackendKind::Builtin(kind),
+            None => {
+                return Err(locate.error(
+                    at,
+                    Some(format!("{section}.builtin")),
+                    format!(
+                        "no built-in {role} backend '{b}' (built-ins: {})",
+                        match role {
+                            Role::Storage => "filesystem",
+                            Role::Secrets => "filesystem, host",
+                        }
+                    ),
+                ));
+            }
+        },
+        _ => {
+            return Err(locate.error(
+                at,
+                Some(section),
+                "set exactly one of `plugin`, `path` or `builtin`".to_owned(),
+            ));
+        }
+    };
+
+    let duration = |key: &str, value: Option<Spanned<String>>| -> Result<Option<Duration>> {
+        let Some(value) = value else { return Ok(None) };
+        humantime::parse_duration(value.get_ref())
+            .map(Some)
+            .map_err(|e| {
+                locate.error(
+                    Some(value.span().start),
+                    Some(format!("{section}.{key}")),
+                    format!(
+                        "'{}' is not a duration ({e}); write e.g. \"30s\", \"2m\", \"500ms\"",
+                        value.get_ref()
+                    ),
+                )
+            })
+    };
+    let timeout = duration("timeout", raw.timeout)?.unwrap_or(DEFAULT_TIMEOUT);
+    if timeout.is_zero() {
+        return Err(locate.error(at, Some(format!("{section}.timeout")), "must be above zero".into()));
+    }
+    let keep_alive = duration("keep-alive", raw.keep_alive)?.filter(|d| !d.is_zero());
+
+    let args = raw
+        .args
+        .iter()
+        .map(|a| expand("args", a))
+        .collect::<Result<Vec<_>>>()?;
+    let env = raw
+        .env
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), expand(&format!("env.{k}"), v)?)))
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    let settings = expand_table(&raw.config, "config", &expand)?;
+
+    Ok(BackendSpec {
+        name: name.to_owned(),
+        role,
+        kind,
+        args,
+        env,
+        timeout,
+        keep_alive,
+        settings: BackendSettings(settings),
+    })
+}
+
+fn expand_table(
+    table: &toml::Table,
+    prefix: &str,
+    expand: &dyn Fn(&str, &str) -> Result<String>,
+) -> Result<toml::Table> {
+    table
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), expand_value(v, &format!("{prefix}.{k}"), expand)?)))
+        .collect()
+}
+
+fn expand_value(
+    value: &toml::Value,
+    key: &str,
+    expand: &dyn Fn(&str, &str) -> Result<String>,
+) -> Result<toml::Value> {
+    Ok(match value {
+        toml::Value::String(s) => toml::Value::String(expand(key, s)?),
+        toml::Value::Array(items) => toml::Value::Array(
+            items
+                .iter()
+                .map(|v| expand_value(v, key, expand))
+                .collect::<Result<_>>()?,
+        ),
+        toml::Value::Table(t) => toml::Value::Table(expand_table(t, key, expand)?),
+        other => other.clone(),
+    })
+}
+
+/// Expands every `${env:VAR}` in `value`. `$${` is a literal `${`. Returns the name of the
+/// first unset variable on failure.
+pub fn expand_env(value: &str) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(after) = tail.strip_prefix("$${") {
+            out.push_str("${");
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("${env:")
+            && let Some(end) = after.find('}')
+        {
+            let var = &after[..end];
+            match std::env::var(var) {
+                Ok(v) => out.push_str(&v),
+                Err(_) => return Err(var.to_owned()),
+            }
+            rest = &after[end + 1..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Turns byte offsets into file:line:key messages.
+struct Locator<'a> {
+    text: &'a str,
+    path: Option<&'a Path>,
+}
+
+impl Locator<'_> {
+    fn error(&self, offset: Option<usize>, key: Option<String>, message: String) -> Error {
+        let line = offset.map(|o| line_of(self.text, o));
+        let key = key.or_else(|| offset.and_then(|o| key_at(self.text, o)));
+        Error::Config(ConfigError {
+            path: self.path.map(Path::to_path_buf),
+            line,
+            key,
+            message,
+        })
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The dotted key written on the line holding `offset`: the nearest `[table]` header above
+/// it, joined with the `key =` on that line. A best effort for messages only.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = text[line_start..line_end].trim();
+    let header = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    if line.starts_with('[') {
+        return Some(line.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    }
+    let key = line.split('=').next()?.trim();
+    if key.is_empty() {
+        return header;
+    }
+    Some(match header {
+        Some(h) => format!("{h}.{key}"),
+        None => key.to_owned(),
+    })
+}
+
+/// Key names whose values `config show` hides even when written inline.
+pub fn is_sensitive_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "credential",
+        "connection-string",
+        "connection_string",
+        "sas",
+        "account-key",
+        "account_key",
+        "private-key",
+        "private_key",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
+/// The config file text with the values of sensitive keys replaced by `"<redacted>"`.
+/// `${env:…}` references are left as written: they name variables, they are not values.
+pub fn redacted_source(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let redact = !trimmed.starts_with('#')
+            && !trimmed.starts_with('[')
+            && trimmed
+                .split_once('=')
+                .is_some_and(|(k, v)| is_sensitive_key(k.trim()) && !v.trim().starts_with("\"${env:"));
+        if redact {
+            let (k, _) = line.split_once('=').unwrap_or((line, ""));
+            out.push_str(k.trim_end());
+            out.push_str(" = \"<redacted>\"");
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Some(Path::new("/etc/stowage.toml")), PathBuf::from("/h"))
+    }
+
+    fn config_error(text: &str) -> ConfigError {
+        match parse(text) {
+            Err(Error::Config(e)) => e,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_config_means_builtins() {
+        let c = parse("").unwrap();
+        assert_eq!(c.default_storage, "filesystem");
+        assert_eq!(c.default_secrets, "filesystem");
+        assert!(c.secrets.contains_key("host"));
+    }
+
+    #[test]
+    fn a_full_backend_parses() {
+        let c = parse(
+            r#"
+default-storage = "team"
+
+[storage.team]
+plugin = "blob"
+timeout = "5s"
+keep-alive = "30s"
+args = ["-v"]
+[storage.team.config]
+url = "memory://"
+nested = { a = [1, "x"] }
+"#,
+        )
+        .unwrap();
+        let b = c.backend(Role::Storage, None).unwrap();
+        assert_eq!(b.kind, BackendKind::Plugin("blob".into()));
+        assert_eq!(b.timeout, Duration::from_secs(5));
+        assert_eq!(b.keep_alive, Some(Duration::from_secs(30)));
+        assert_eq!(b.settings.0["url"].as_str(), Some("memory://"));
+    }
+
+    #[test]
+    fn unknown_keys_name_file_line_and_key() {
+        let e = config_error("[storage.team]\nplugin = \"blob\"\ntmeout = \"5s\"\n");
+        assert_eq!(e.line, Some(3));
+        assert_eq!(e.key.as_deref(), Some("storage.team.tmeout"));
+        assert!(e.message.contains("tmeout"), "{}", e.message);
+        assert!(e.to_string().starts_with("/etc/stowage.toml:3: "), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_and_bad_durations_are_located() {
+        let e = config_error("[storage.team]\nplugin = \"blob\"\ntimeout = 5\n");
+        assert_eq!(e.line, Some(3));
+        let e = config_error("[storage.team]\nplugin = \"blob\"\ntimeout = \"soon\"\n");
+        assert_eq!(e.line, Some(3));
+        assert_eq!(e.key.as_deref(), Some("storage.team.timeout"));
+    }
+
+    #[test]
+    fn a_default_naming_no_backend_is_an_error() {
+        let e = config_error("\n\ndefault-secrets = \"vault\"\n");
+        assert_eq!(e.line, Some(3));
+        assert_eq!(e.key.as_deref(), Some("default-secrets"));
+        assert!(e.message.contains("vault"));
+    }
+
+    #[test]
+    fn exactly_one_source_per_backend() {
+        let e = config_error("[secrets.x]\nplugin = \"a\"\npath = \"/b\"\n");
+        assert!(e.message.contains("exactly one"), "{}", e.message);
+    }
+
+    #[test]
+    fn env_interpolation() {
+        // SAFETY: test-only variable name, not read concurrently by other tests.
+        unsafe { std::env::set_var("STOWAGE_TEST_BUCKET", "b1") };
+        let c = parse("[storage.t]\nplugin = \"blob\"\n[storage.t.config]\nurl = \"s3://${env:STOWAGE_TEST_BUCKET}/x $${literal}\"\n").unwrap();
+        assert_eq!(c.storage["t"].settings.0["url"].as_str(), Some("s3://b1/x ${literal}"));
+        let e = config_error("[storage.t]\nplugin = \"blob\"\n\n[storage.t.config]\nurl = \"${env:STOWAGE_TEST_UNSET_VAR}\"\n");
+        assert_eq!(e.line, Some(5));
+        assert!(e.message.contains("STOWAGE_TEST_UNSET_VAR"));
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_file() {
+        let c = parse("[secrets.x]\npath = \"bin/p\"\n").unwrap();
+        assert_eq!(c.secrets["x"].kind, BackendKind::Path(PathBuf::from("/etc/bin/p")));
+    }
+
+    #[test]
+    fn show_redacts_inline_secrets_but_not_references() {
+        let shown = redacted_source("[storage.a.config]\naccount-key = \"abc\"\nsas-token = \"${env:SAS}\"\nurl = \"x\"\n");
+        assert!(!shown.contains("abc"));
+        assert!(shown.contains("${env:SAS}"));
+        assert!(shown.contains("url = \"x\""));
+    }
+}

@@ -1,0 +1,104 @@
+//! Finding plugin binaries: `$STOWAGE_HOME/plugins/`, then each directory on `PATH`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::{BackendKind, BackendSpec, Config};
+use crate::error::{Error, Result};
+
+/// Every plugin executable is named with this prefix.
+pub const BINARY_PREFIX: &str = "stowage-plugin-";
+
+/// The directories searched for plugins, in order.
+pub fn search_dirs(config: &Config) -> Vec<PathBuf> {
+    let mut dirs = vec![config.plugin_dir()];
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path).filter(|p| !p.as_os_str().is_empty()));
+    }
+    dirs
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Finds the binary of plugin `name` (`blob` → `stowage-plugin-blob`).
+pub fn find_plugin(config: &Config, backend: &str, name: &str) -> Result<PathBuf> {
+    let binary = format!("{BINARY_PREFIX}{name}");
+    let dirs = search_dirs(config);
+    dirs.iter()
+        .map(|d| d.join(&binary))
+        .find(|p| is_executable(p))
+        .ok_or_else(|| Error::PluginNotFound {
+            backend: backend.to_owned(),
+            plugin: name.to_owned(),
+            binary,
+            searched: dirs,
+        })
+}
+
+/// The program a plugin backend runs, or an error saying where it looked.
+pub fn program_for(config: &Config, spec: &BackendSpec) -> Result<PathBuf> {
+    match &spec.kind {
+        BackendKind::Plugin(name) => find_plugin(config, &spec.name, name),
+        BackendKind::Path(path) => {
+            if is_executable(path) {
+                Ok(path.clone())
+            } else {
+                Err(Error::PluginNotFound {
+                    backend: spec.name.clone(),
+                    plugin: path.display().to_string(),
+                    binary: path
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    searched: vec![path.parent().map(Path::to_path_buf).unwrap_or_default()],
+                })
+            }
+        }
+        BackendKind::Builtin(_) => Err(Error::config(format!(
+            "backend '{}' is built in and has no plugin binary",
+            spec.name
+        ))),
+    }
+}
+
+/// Every plugin binary that can be found, by plugin name; the first found wins, as in
+/// [`find_plugin`]. Shadowed copies further down the search path are listed in `shadowed`.
+#[derive(Debug, Default)]
+pub struct Installed {
+    /// Plugin name → the binary that `plugin = "name"` would run.
+    pub plugins: BTreeMap<String, PathBuf>,
+    /// Binaries hidden by an earlier one of the same name.
+    pub shadowed: Vec<PathBuf>,
+}
+
+/// Scans the search directories for `stowage-plugin-*` executables.
+pub fn installed_plugins(config: &Config) -> Installed {
+    let mut found = Installed::default();
+    for dir in search_dirs(config) {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let mut names: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        names.sort();
+        for path in names {
+            let Some(name) = path
+                .file_name()
+                .and_then(|f| f.to_str())
+                .and_then(|f| f.strip_prefix(BINARY_PREFIX))
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            if name.is_empty() || !is_executable(&path) {
+                continue;
+            }
+            if found.plugins.contains_key(&name) {
+                found.shadowed.push(path);
+            } else {
+                found.plugins.insert(name, path);
+            }
+        }
+    }
+    found
+}

@@ -1,0 +1,368 @@
+//! Typed handles to one storage or secrets backend, built-in or plugin.
+
+use std::sync::Arc;
+
+use stowage_protocol::{
+    Bytes, Capability, CountQuery, Document, DocumentKey, DocumentMeta, ListPage, ListQuery,
+    PluginError, PluginInfo, Precondition, SecretBytes, SecretListQuery, SecretMeta, SecretPage,
+    SecretRef, Secrets, Storage,
+};
+
+use crate::error::{Error, Result};
+use crate::launcher::PluginBackend;
+
+#[derive(Clone)]
+enum StorageImpl {
+    Builtin(Arc<dyn Storage>),
+    Plugin(Arc<PluginBackend>),
+}
+
+#[derive(Clone)]
+enum SecretsImpl {
+    Builtin(Arc<dyn Secrets>),
+    Plugin(Arc<PluginBackend>),
+}
+
+/// A storage backend, ready for calls. Cheap to clone.
+#[derive(Clone)]
+pub struct StorageHandle {
+    name: String,
+    inner: StorageImpl,
+}
+
+/// A secrets backend, ready for calls. Cheap to clone.
+#[derive(Clone)]
+pub struct SecretsHandle {
+    name: String,
+    inner: SecretsImpl,
+}
+
+fn backend_error(name: &str) -> impl Fn(PluginError) -> Error + '_ {
+    move |error| Error::Backend {
+        backend: name.to_owned(),
+        error,
+    }
+}
+
+fn builtin_info(name: &str, caps: Vec<Capability>) -> PluginInfo {
+    PluginInfo {
+        name: format!("builtin:{name}"),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        protocol_version: stowage_protocol::PROTOCOL_VERSION,
+        capabilities: caps.iter().map(|c| c.as_str().to_owned()).collect(),
+    }
+}
+
+fn require(name: &str, caps: &[Capability], capability: Capability) -> Result<()> {
+    if caps.contains(&capability) {
+        Ok(())
+    } else {
+        Err(Error::Unsupported {
+            backend: name.to_owned(),
+            capability,
+        })
+    }
+}
+
+impl StorageHandle {
+    pub(crate) fn builtin(name: &str, storage: Arc<dyn Storage>) -> Self {
+        StorageHandle {
+            name: name.to_owned(),
+            inner: StorageImpl::Builtin(storage),
+        }
+    }
+
+    pub(crate) fn plugin(name: &str, backend: Arc<PluginBackend>) -> Self {
+        StorageHandle {
+            name: name.to_owned(),
+            inner: StorageImpl::Plugin(backend),
+        }
+    }
+
+    /// The backend's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What serves this backend (for plugins this starts one).
+    pub async fn info(&self) -> Result<PluginInfo> {
+        match &self.inner {
+            StorageImpl::Builtin(s) => Ok(builtin_info("filesystem", s.capabilities())),
+            StorageImpl::Plugin(p) => p.info().await,
+        }
+    }
+
+    /// The plugin backend behind this handle, if it is one.
+    pub fn plugin_backend(&self) -> Option<&Arc<PluginBackend>> {
+        match &self.inner {
+            StorageImpl::Plugin(p) => Some(p),
+            StorageImpl::Builtin(_) => None,
+        }
+    }
+
+    /// Reads a document.
+    pub async fn get(&self, key: &DocumentKey) -> Result<Document> {
+        key.validate().map_err(backend_error(&self.name))?;
+        match &self.inner {
+            StorageImpl::Builtin(s) => {
+                require(&self.name, &s.capabilities(), Capability::StorageGet)?;
+                s.get(key).await.map_err(backend_error(&self.name))
+            }
+            StorageImpl::Plugin(p) => {
+                let key = key.clone();
+                p.call(Capability::StorageGet, |c, ctx| async move { c.storage_get(ctx, key).await })
+                    .await
+            }
+        }
+    }
+
+    /// Writes a document if `precondition` holds; returns the new version.
+    pub async fn put(
+        &self,
+        key: &DocumentKey,
+        value: impl Into<Bytes>,
+        precondition: Precondition,
+    ) -> Result<String> {
+        key.validate().map_err(backend_error(&self.name))?;
+        let value = value.into();
+        if value.len() > stowage_protocol::MAX_VALUE_LEN {
+            return Err(backend_error(&self.name)(PluginError::invalid_argument(format!(
+                "value is {} bytes; the limit is {} bytes",
+                value.len(),
+                stowage_protocol::MAX_VALUE_LEN
+            ))));
+        }
+        match &self.inner {
+            StorageImpl::Builtin(s) => {
+                require(&self.name, &s.capabilities(), Capability::StoragePut)?;
+                s.put(key, value, precondition)
+                    .await
+                    .map_err(backend_error(&self.name))
+            }
+            StorageImpl::Plugin(p) => {
+                let key = key.clone();
+                p.call(Capability::StoragePut, |c, ctx| async move {
+                    c.storage_put(ctx, key, value, precondition).await
+                })
+                .await
+            }
+        }
+    }
+
+    /// Deletes a document if `precondition` holds.
+    pub async fn delete(&self, key: &DocumentKey, precondition: Precondition) -> Result<()> {
+        key.validate().map_err(backend_error(&self.name))?;
+        if precondition == Precondition::Absent {
+            return Err(backend_error(&self.name)(PluginError::invalid_argument(
+                "delete cannot require the document to be absent",
+            )));
+        }
+        match &self.inner {
+            StorageImpl::Builtin(s) => {
+                require(&self.name, &s.capabilities(), Capability::StorageDelete)?;
+                s.delete(key, precondition)
+                    .await
+                    .map_err(backend_error(&self.name))
+            }
+            StorageImpl::Plugin(p) => {
+                let key = key.clone();
+                p.call(Capability::StorageDelete, |c, ctx| async move {
+                    c.storage_delete(ctx, key, precondition).await
+                })
+                .await
+            }
+        }
+    }
+
+    /// One page of a listing.
+    pub async fn list(&self, query: &ListQuery) -> Result<ListPage> {
+        stowage_protocol::validate_collection(&query.collection).map_err(backend_error(&self.name))?;
+        match &self.inner {
+            StorageImpl::Builtin(s) => {
+                require(&self.name, &s.capabilities(), Capability::StorageList)?;
+                s.list(query).await.map_err(backend_error(&self.name))
+            }
+            StorageImpl::Plugin(p) => {
+                let query = query.clone();
+                p.call(Capability::StorageList, |c, ctx| async move { c.storage_list(ctx, query).await })
+                    .await
+            }
+        }
+    }
+
+    /// Every document of a collection and group whose name starts with `prefix`, following
+    /// pages (with a kept-alive plugin, all pages go through one process).
+    pub async fn list_all(&self, collection: &str, group: &str, prefix: &str) -> Result<Vec<DocumentMeta>> {
+        let mut query = ListQuery {
+            collection: collection.to_owned(),
+            group: group.to_owned(),
+            prefix: prefix.to_owned(),
+            page_size: stowage_protocol::MAX_PAGE_SIZE,
+            page_token: None,
+        };
+        let mut all = Vec::new();
+        loop {
+            let page = self.list(&query).await?;
+            all.extend(page.items);
+            match page.next_page_token {
+                Some(t) => query.page_token = Some(t),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// How many documents match.
+    pub async fn count(&self, query: &CountQuery) -> Result<u64> {
+        stowage_protocol::validate_collection(&query.collection).map_err(backend_error(&self.name))?;
+        match &self.inner {
+            StorageImpl::Builtin(s) => {
+                require(&self.name, &s.capabilities(), Capability::StorageCount)?;
+                s.count(query).await.map_err(backend_error(&self.name))
+            }
+            StorageImpl::Plugin(p) => {
+                let query = query.clone();
+                p.call(Capability::StorageCount, |c, ctx| async move { c.storage_count(ctx, query).await })
+                    .await
+            }
+        }
+    }
+}
+
+impl SecretsHandle {
+    pub(crate) fn builtin(name: &str, secrets: Arc<dyn Secrets>) -> Self {
+        SecretsHandle {
+            name: name.to_owned(),
+            inner: SecretsImpl::Builtin(secrets),
+        }
+    }
+
+    pub(crate) fn plugin(name: &str, backend: Arc<PluginBackend>) -> Self {
+        SecretsHandle {
+            name: name.to_owned(),
+            inner: SecretsImpl::Plugin(backend),
+        }
+    }
+
+    /// The backend's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What serves this backend (for plugins this starts one).
+    pub async fn info(&self) -> Result<PluginInfo> {
+        match &self.inner {
+            SecretsImpl::Builtin(s) => Ok(builtin_info(&self.name, s.capabilities())),
+            SecretsImpl::Plugin(p) => p.info().await,
+        }
+    }
+
+    /// The plugin backend behind this handle, if it is one.
+    pub fn plugin_backend(&self) -> Option<&Arc<PluginBackend>> {
+        match &self.inner {
+            SecretsImpl::Plugin(p) => Some(p),
+            SecretsImpl::Builtin(_) => None,
+        }
+    }
+
+    /// Resolves a batch of references in one call; each answer is separate. The outer
+    /// error means the call itself failed (plugin crash, deadline).
+    pub async fn resolve(&self, refs: &[SecretRef]) -> Result<Vec<Result<SecretBytes>>> {
+        let answers = match &self.inner {
+            SecretsImpl::Builtin(s) => {
+                require(&self.name, &s.capabilities(), Capability::SecretsResolve)?;
+                s.resolve(refs).await
+            }
+            SecretsImpl::Plugin(p) => {
+                let refs = refs.to_vec();
+                p.call(Capability::SecretsResolve, |c, ctx| async move {
+                    c.secrets_resolve(ctx, refs).await.map(Ok)
+                })
+                .await?
+            }
+        };
+        if answers.len() != refs.len() {
+            return Err(backend_error(&self.name)(PluginError::internal(format!(
+                "asked to resolve {} references, the backend answered {}",
+                refs.len(),
+                answers.len()
+            ))));
+        }
+        Ok(answers
+            .into_iter()
+            .map(|a| a.map_err(backend_error(&self.name)))
+            .collect())
+    }
+
+    /// Resolves one reference.
+    pub async fn resolve_one(&self, reference: &SecretRef) -> Result<SecretBytes> {
+        self.resolve(std::slice::from_ref(reference))
+            .await?
+            .pop()
+            .expect("one answer per reference")
+    }
+
+    /// Stores a new value; returns its version where the backend has versions.
+    pub async fn put(&self, key: &str, value: SecretBytes) -> Result<Option<String>> {
+        stowage_protocol::validate_secret_key(key).map_err(backend_error(&self.name))?;
+        match &self.inner {
+            SecretsImpl::Builtin(s) => {
+                require(&self.name, &s.capabilities(), Capability::SecretsPut)?;
+                s.put(key, value).await.map_err(backend_error(&self.name))
+            }
+            SecretsImpl::Plugin(p) => {
+                let key = key.to_owned();
+                p.call(Capability::SecretsPut, |c, ctx| async move { c.secrets_put(ctx, key, value).await })
+                    .await
+            }
+        }
+    }
+
+    /// Deletes a secret.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        stowage_protocol::validate_secret_key(key).map_err(backend_error(&self.name))?;
+        match &self.inner {
+            SecretsImpl::Builtin(s) => {
+                require(&self.name, &s.capabilities(), Capability::SecretsDelete)?;
+                s.delete(key).await.map_err(backend_error(&self.name))
+            }
+            SecretsImpl::Plugin(p) => {
+                let key = key.to_owned();
+                p.call(Capability::SecretsDelete, |c, ctx| async move { c.secrets_delete(ctx, key).await })
+                    .await
+            }
+        }
+    }
+
+    /// One page of keys.
+    pub async fn list(&self, query: &SecretListQuery) -> Result<SecretPage> {
+        match &self.inner {
+            SecretsImpl::Builtin(s) => {
+                require(&self.name, &s.capabilities(), Capability::SecretsList)?;
+                s.list(query).await.map_err(backend_error(&self.name))
+            }
+            SecretsImpl::Plugin(p) => {
+                let query = query.clone();
+                p.call(Capability::SecretsList, |c, ctx| async move { c.secrets_list(ctx, query).await })
+                    .await
+            }
+        }
+    }
+
+    /// Every key starting with `prefix`, following pages.
+    pub async fn list_all(&self, prefix: &str) -> Result<Vec<SecretMeta>> {
+        let mut query = SecretListQuery {
+            prefix: prefix.to_owned(),
+            page_size: stowage_protocol::MAX_PAGE_SIZE,
+            page_token: None,
+        };
+        let mut all = Vec::new();
+        loop {
+            let page = self.list(&query).await?;
+            all.extend(page.items);
+            match page.next_page_token {
+                Some(t) => query.page_token = Some(t),
+                None => return Ok(all),
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Running operations against a plugin backend: one process per operation by default, or
+//! one kept-alive process shared by successive operations when `keep-alive` is set.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use stowage_protocol::service::StowagePluginClient;
+use stowage_protocol::{Capability, ConfigureRequest, PluginError, PluginInfo, Role};
+use tarpc::client::RpcError;
+use tarpc::context::Context;
+
+use crate::error::{Error, Result};
+use crate::process::{PluginCommand, PluginProcess};
+
+/// The host side of one plugin backend.
+pub struct PluginBackend {
+    command: PluginCommand,
+    role: Role,
+    config_json: String,
+    timeout: Duration,
+    keep_alive: Option<Arc<KeptProcess>>,
+}
+
+/// The slot holding a kept-alive process, and when it was last used.
+struct KeptProcess {
+    idle: Duration,
+    slot: tokio::sync::Mutex<Option<Arc<PluginProcess>>>,
+    last_used: Mutex<Instant>,
+}
+
+impl PluginBackend {
+    /// A backend that runs `command`, hands it `config_json`, and gives every operation
+    /// `timeout`. With `keep_alive`, one process serves successive operations and exits
+    /// after that much idleness.
+    pub fn new(
+        command: PluginCommand,
+        role: Role,
+        config_json: String,
+        timeout: Duration,
+        keep_alive: Option<Duration>,
+    ) -> Self {
+        PluginBackend {
+            command,
+            role,
+            config_json,
+            timeout,
+            keep_alive: keep_alive.map(|idle| {
+                Arc::new(KeptProcess {
+                    idle,
+                    slot: tokio::sync::Mutex::new(None),
+                    last_used: Mutex::new(Instant::now()),
+                })
+            }),
+        }
+    }
+
+    /// The backend's name.
+    pub fn name(&self) -> &str {
+        &self.command.backend
+    }
+
+    /// The per-operation deadline.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn start_process(&self) -> Result<PluginProcess> {
+        let configure = ConfigureRequest {
+            backend: self.command.backend.clone(),
+            role: self.role,
+            config_json: self.config_json.clone(),
+            host: concat!("stowage-host/", env!("CARGO_PKG_VERSION")).to_owned(),
+        };
+        PluginProcess::start(&self.command, configure, self.timeout).await
+    }
+
+    /// Starts (or reuses) a process and returns what the plugin says about itself.
+    pub async fn info(&self) -> Result<PluginInfo> {
+        self.with_process(None, |p| async move { Ok(p.info().clone()) })
+            .await
+    }
+
+    /// The pid of the kept-alive process, if one is running.
+    pub async fn kept_pid(&self) -> Option<u32> {
+        let kept = self.keep_alive.as_ref()?;
+        kept.slot.lock().await.as_ref().map(|p| p.pid())
+    }
+
+    /// Performs one call for `capability`, refusing it if the plugin did not declare it.
+    pub async fn call<T, F, Fut>(&self, capability: Capability, f: F) -> Result<T>
+    where
+        F: FnOnce(StowagePluginClient, Context) -> Fut,
+        Fut: Future<Output = Result<Result<T, PluginError>, RpcError>>,
+    {
+        let timeout = self.timeout;
+        self.with_process(Some(capability), |p| async move {
+            p.call(capability.as_str(), timeout, f).await
+        })
+        .await
+    }
+
+    async fn with_process<T, F, Fut>(&self, capability: Option<Capability>, f: F) -> Result<T>
+    where
+        F: FnOnce(Arc<PluginProcess>) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let process = match &self.keep_alive {
+            None => Arc::new(self.start_process().await?),
+            Some(kept) => {
+                let mut slot = kept.slot.lock().await;
+                match slot.as_ref() {
+                    Some(p) if p.is_usable() => p.clone(),
+                    _ => {
+                        if let Some(old) = slot.take() {
+                            old.shutdown().await;
+                        }
+                        let p = Arc::new(self.start_process().await?);
+                        tracing::debug!(backend = %self.name(), pid = p.pid(), "keeping plugin alive");
+                        *slot = Some(p.clone());
+                        KeptProcess::watch_idle(kept.clone());
+                        p
+                    }
+                }
+            }
+        };
+        let result = match capability {
+            Some(c) if !process.supports(c) => Err(Error::Unsupported {
+                backend: self.name().to_owned(),
+                capability: c,
+            }),
+            _ => f(process.clone()).await,
+        };
+        match &self.keep_alive {
+            None => process.shutdown().await,
+            Some(kept) => {
+                *kept.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                if !process.is_usable() {
+                    let mut slot = kept.slot.lock().await;
+                    if slot.as_ref().is_some_and(|p| Arc::ptr_eq(p, &process)) {
+                        slot.take();
+                    }
+                    drop(slot);
+                    process.shutdown().await;
+                }
+            }
+        }
+        result
+    }
+
+    /// Stops the kept-alive process, if any (closing its stdin, as at idle expiry).
+    pub async fn shutdown(&self) {
+        if let Some(kept) = &self.keep_alive
+            && let Some(p) = kept.slot.lock().await.take()
+        {
+            p.shutdown().await;
+        }
+    }
+}
+
+impl KeptProcess {
+    /// Closes the kept process once it has been idle for `idle`.
+    fn watch_idle(kept: Arc<KeptProcess>) {
+        tokio::spawn(async move {
+            loop {
+                let last = *kept.last_used.lock().unwrap_or_else(|e| e.into_inner());
+                let due = last + kept.idle;
+                if Instant::now() < due {
+                    tokio::time::sleep_until(due.into()).await;
+                    continue;
+                }
+                let mut slot = kept.slot.lock().await;
+                let Some(p) = slot.as_ref() else { return };
+                // Still in use by an operation (its Arc is shared): look again later.
+                if Arc::strong_count(p) > 1 {
+                    drop(slot);
+                    *kept.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                    continue;
+                }
+                let p = slot.take().expect("checked above");
+                drop(slot);
+                tracing::debug!(pid = p.pid(), "kept-alive plugin idle; closing it");
+                p.shutdown().await;
+                return;
+            }
+        });
+    }
+}

@@ -1,0 +1,163 @@
+//! The Stowage runtime: storage and secrets for CNAB tools, through built-in backends or
+//! out-of-process plugins.
+//!
+//! ```no_run
+//! # async fn demo() -> stowage_host::Result<()> {
+//! use stowage_host::{ConfigSource, Stowage};
+//! use stowage_host::protocol::{DocumentKey, Precondition, SecretRef};
+//!
+//! let stowage = Stowage::open(&ConfigSource::default())?;
+//! let storage = stowage.storage(None)?; // the default backend
+//! let key = DocumentKey::new("installations", "dev", "wordpress");
+//! let version = storage.put(&key, b"{}".to_vec(), Precondition::Absent).await?;
+//! let doc = storage.get(&key).await?;
+//! assert_eq!(doc.version, version);
+//!
+//! let secrets = stowage.secrets(Some("host"))?;
+//! let token = secrets.resolve_one(&SecretRef::new("env:GITHUB_TOKEN")).await?;
+//! # let _ = token; Ok(()) }
+//! ```
+//!
+//! Every plugin operation runs in a fresh plugin process by default (spawn, handshake,
+//! configure, call, close stdin, wait); a backend with `keep-alive` keeps one process for
+//! successive operations. Every call has a deadline, past which the plugin's process group
+//! is killed.
+
+pub mod builtin;
+pub mod config;
+pub mod discovery;
+mod error;
+mod handle;
+pub mod launcher;
+pub mod process;
+pub mod stderr;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use config::{BackendKind, BackendSpec, BuiltinKind, Config, ConfigSource};
+pub use error::{ConfigError, Error, Result};
+pub use handle::{SecretsHandle, StorageHandle};
+pub use stowage_protocol as protocol;
+use stowage_protocol::Role;
+
+use crate::launcher::PluginBackend;
+use crate::process::PluginCommand;
+
+/// The runtime: a loaded config and the backends opened from it.
+///
+/// Handles are cached by name, so a kept-alive plugin is shared by every handle to its
+/// backend within this `Stowage`.
+pub struct Stowage {
+    config: Arc<Config>,
+    storage: Mutex<HashMap<String, StorageHandle>>,
+    secrets: Mutex<HashMap<String, SecretsHandle>>,
+}
+
+impl Stowage {
+    /// Loads the config from `source` (see [`Config::load`]).
+    pub fn open(source: &ConfigSource) -> Result<Self> {
+        Ok(Self::from_config(Config::load(source)?))
+    }
+
+    /// A runtime over an already loaded config.
+    pub fn from_config(config: Config) -> Self {
+        Stowage {
+            config: Arc::new(config),
+            storage: Mutex::new(HashMap::new()),
+            secrets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The config in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The storage backend `name`, or the default one.
+    pub fn storage(&self, name: Option<&str>) -> Result<StorageHandle> {
+        let spec = self.config.backend(Role::Storage, name)?;
+        let mut cache = self.storage.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = cache.get(&spec.name) {
+            return Ok(h.clone());
+        }
+        let handle = match &spec.kind {
+            BackendKind::Builtin(_) => {
+                let root = self.builtin_root(spec, "storage");
+                StorageHandle::builtin(&spec.name, Arc::new(builtin::FilesystemStorage::new(root)))
+            }
+            _ => StorageHandle::plugin(&spec.name, Arc::new(self.plugin_backend(spec)?)),
+        };
+        cache.insert(spec.name.clone(), handle.clone());
+        Ok(handle)
+    }
+
+    /// The secrets backend `name`, or the default one.
+    pub fn secrets(&self, name: Option<&str>) -> Result<SecretsHandle> {
+        let spec = self.config.backend(Role::Secrets, name)?;
+        let mut cache = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = cache.get(&spec.name) {
+            return Ok(h.clone());
+        }
+        let handle = match &spec.kind {
+            BackendKind::Builtin(BuiltinKind::HostSecrets) => SecretsHandle::builtin(
+                &spec.name,
+                Arc::new(builtin::HostSecrets::new(spec.timeout)),
+            ),
+            BackendKind::Builtin(_) => {
+                let root = self.builtin_root(spec, "secrets");
+                SecretsHandle::builtin(&spec.name, Arc::new(builtin::FilesystemSecrets::new(root)))
+            }
+            _ => SecretsHandle::plugin(&spec.name, Arc::new(self.plugin_backend(spec)?)),
+        };
+        cache.insert(spec.name.clone(), handle.clone());
+        Ok(handle)
+    }
+
+    /// A built-in filesystem backend's directory: its `root` setting, or `$STOWAGE_HOME/<dir>`.
+    fn builtin_root(&self, spec: &BackendSpec, dir: &str) -> std::path::PathBuf {
+        match spec.settings.0.get("root").and_then(|v| v.as_str()) {
+            Some(root) => std::path::PathBuf::from(root),
+            None => self.config.home.join(dir),
+        }
+    }
+
+    fn plugin_backend(&self, spec: &BackendSpec) -> Result<PluginBackend> {
+        let program = discovery::program_for(&self.config, spec)?;
+        let config_json = serde_json::to_string(&spec.settings.0)
+            .map_err(|e| Error::config(format!("backend '{}': config is not representable: {e}", spec.name)))?;
+        Ok(PluginBackend::new(
+            PluginCommand {
+                backend: spec.name.clone(),
+                program,
+                args: spec.args.clone(),
+                env: spec.env.clone(),
+            },
+            spec.role,
+            config_json,
+            spec.timeout,
+            spec.keep_alive,
+        ))
+    }
+
+    /// Closes every kept-alive plugin process (as idle expiry would) and waits for them.
+    pub async fn shutdown(&self) {
+        let storage: Vec<_> = self
+            .storage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter_map(|h| h.plugin_backend().cloned())
+            .collect();
+        let secrets: Vec<_> = self
+            .secrets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter_map(|h| h.plugin_backend().cloned())
+            .collect();
+        for backend in storage.into_iter().chain(secrets) {
+            backend.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,393 @@
+//! One plugin process: spawn, handshake, configure, calls with deadlines, shutdown.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use stowage_protocol::handshake::{self, Handshake};
+use stowage_protocol::service::StowagePluginClient;
+use stowage_protocol::{Capability, ConfigureRequest, PluginError, PluginInfo, codec};
+use tarpc::client::RpcError;
+use tarpc::context::Context;
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::error::{Error, Result};
+use crate::stderr::StderrLog;
+
+/// How long a plugin may take to exit after its stdin closes before it is killed.
+pub const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// How long to wait for the last stderr lines of a dead plugin.
+const STDERR_DRAIN: Duration = Duration::from_millis(300);
+
+/// What to run for a backend.
+#[derive(Clone, Debug)]
+pub struct PluginCommand {
+    /// The backend's name, for messages and log tags.
+    pub backend: String,
+    /// The executable.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Extra environment (values never logged).
+    pub env: BTreeMap<String, String>,
+}
+
+/// A running plugin that has completed the handshake and `configure`.
+pub struct PluginProcess {
+    backend: String,
+    program: String,
+    pid: u32,
+    child: tokio::sync::Mutex<Child>,
+    client: Mutex<Option<StowagePluginClient>>,
+    stderr: StderrLog,
+    info: PluginInfo,
+    handshake: Handshake,
+    broken: AtomicBool,
+}
+
+/// Why a call failed at the transport level (as opposed to the plugin answering an error).
+enum CallFailure {
+    Timeout,
+    Transport(RpcError),
+}
+
+impl PluginProcess {
+    /// Spawns the plugin, reads its handshake and configures it, all within `deadline`.
+    pub async fn start(
+        command: &PluginCommand,
+        configure: ConfigureRequest,
+        deadline: Duration,
+    ) -> Result<PluginProcess> {
+        let program = command.program.display().to_string();
+        let mut cmd = Command::new(&command.program);
+        cmd.args(&command.args)
+            .envs(&command.env)
+            .env(handshake::COOKIE_ENV, handshake::COOKIE_VALUE)
+            .env(
+                handshake::VERSIONS_ENV,
+                handshake::format_versions(stowage_protocol::SUPPORTED_VERSIONS),
+            )
+            .env(handshake::LOG_ENV, plugin_log_filter())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group, so a deadline kills the plugin and anything it started.
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| Error::Plugin {
+            backend: command.backend.clone(),
+            program: program.clone(),
+            message: format!("cannot start it: {e}"),
+            stderr_tail: Vec::new(),
+        })?;
+        let pid = child.id().unwrap_or(0);
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = StderrLog::forward(
+            command.backend.clone(),
+            child.stderr.take().expect("piped stderr"),
+        );
+        tracing::debug!(backend = %command.backend, pid, program = %program, "plugin started");
+
+        let started = Instant::now();
+        let mut stdout = BufReader::new(stdout);
+        let line = match tokio::time::timeout(deadline, read_handshake_line(&mut stdout)).await {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => {
+                return Err(fail_start(command, &program, child, &stderr, format!("reading its handshake failed: {e}")).await);
+            }
+            Err(_) => {
+                kill_group(pid);
+                let _ = child.wait().await;
+                return Err(Error::DeadlineExceeded {
+                    backend: command.backend.clone(),
+                    operation: "the handshake".into(),
+                    timeout: deadline,
+                    stderr_tail: stderr.tail_at_exit(STDERR_DRAIN).await,
+                });
+            }
+        };
+        if line.is_empty() {
+            let message = "it exited before the handshake".to_owned();
+            return Err(fail_start(command, &program, child, &stderr, message).await);
+        }
+        let handshake = match std::str::from_utf8(&line)
+            .map_err(|_| handshake::HandshakeError::Malformed)
+            .and_then(Handshake::parse)
+        {
+            Ok(h) if line.ends_with(b"\n") => h,
+            Ok(_) | Err(_) => {
+                let message = format!(
+                    "it wrote {} instead of a handshake line (`{} <version> <codec>`); \
+                     is it a Stowage plugin, and does it keep stdout free of other output?",
+                    quote(&line),
+                    handshake::HANDSHAKE_PREFIX
+                );
+                return Err(fail_start(command, &program, child, &stderr, message).await);
+            }
+        };
+        if !stowage_protocol::SUPPORTED_VERSIONS.contains(&handshake.version) {
+            let message = format!(
+                "it chose protocol version {}, but this host offered {:?}",
+                handshake.version,
+                stowage_protocol::SUPPORTED_VERSIONS
+            );
+            return Err(fail_start(command, &program, child, &stderr, message).await);
+        }
+
+        let transport: codec::HostTransport<_> =
+            codec::transport(tokio::io::join(stdout, stdin), handshake.codec);
+        let client = StowagePluginClient::new(tarpc::client::Config::default(), transport).spawn();
+
+        let mut process = PluginProcess {
+            backend: command.backend.clone(),
+            program,
+            pid,
+            child: tokio::sync::Mutex::new(child),
+            client: Mutex::new(Some(client)),
+            stderr,
+            info: PluginInfo {
+                name: String::new(),
+                version: String::new(),
+                protocol_version: handshake.version,
+                capabilities: Vec::new(),
+            },
+            handshake,
+            broken: AtomicBool::new(false),
+        };
+        let remaining = deadline.saturating_sub(started.elapsed());
+        let info = process
+            .call("configure", remaining, |c, ctx| async move { c.configure(ctx, configure).await })
+            .await;
+        match info {
+            Ok(info) => {
+                process.info = info;
+                Ok(process)
+            }
+            Err(e) => {
+                process.shutdown().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The plugin's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// What the plugin said about itself in `configure`.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// The handshake it sent.
+    pub fn handshake(&self) -> Handshake {
+        self.handshake
+    }
+
+    /// Whether the plugin declared `capability`.
+    pub fn supports(&self, capability: Capability) -> bool {
+        self.info.capabilities.iter().any(|c| c == capability.as_str())
+    }
+
+    /// Whether the process can take more calls (no crash, no deadline kill).
+    pub fn is_usable(&self) -> bool {
+        !self.broken.load(Ordering::Acquire)
+    }
+
+    /// Performs one call with a deadline. A plugin error comes back as [`Error::Backend`];
+    /// a crash, a protocol break or a missed deadline marks the process unusable.
+    pub async fn call<T, F, Fut>(&self, operation: &str, timeout: Duration, f: F) -> Result<T>
+    where
+        F: FnOnce(StowagePluginClient, Context) -> Fut,
+        Fut: Future<Output = Result<Result<T, PluginError>, RpcError>>,
+    {
+        let Some(client) = self.client.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return Err(self.plugin_error(format!("{operation} called after shutdown"), Vec::new()));
+        };
+        let mut ctx = tarpc::context::current();
+        ctx.deadline = Instant::now() + timeout;
+        let outcome = match tokio::time::timeout(timeout, f(client, ctx)).await {
+            Ok(Ok(answer)) => Ok(answer),
+            // tarpc enforces the same deadline on its side; report it the same way.
+            Ok(Err(RpcError::DeadlineExceeded)) => Err(CallFailure::Timeout),
+            Ok(Err(e)) => Err(CallFailure::Transport(e)),
+            Err(_) => Err(CallFailure::Timeout),
+        };
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(Error::Backend {
+                backend: self.backend.clone(),
+                error,
+            }),
+            Err(CallFailure::Timeout) => {
+                self.broken.store(true, Ordering::Release);
+                kill_group(self.pid);
+                Err(Error::DeadlineExceeded {
+                    backend: self.backend.clone(),
+                    operation: operation.to_owned(),
+                    timeout,
+                    stderr_tail: self.stderr.tail_at_exit(STDERR_DRAIN).await,
+                })
+            }
+            Err(CallFailure::Transport(e)) => {
+                self.broken.store(true, Ordering::Release);
+                let status = self.exit_status_within(Duration::from_millis(500)).await;
+                let message = match status {
+                    Some(status) => format!("it exited ({}) during {operation}", describe(status)),
+                    None => {
+                        kill_group(self.pid);
+                        format!("it broke the protocol during {operation}: {}", rpc_detail(&e))
+                    }
+                };
+                Err(self.plugin_error(message, self.stderr.tail_at_exit(STDERR_DRAIN).await))
+            }
+        }
+    }
+
+    /// Closes the plugin's stdin and waits for it to exit; kills its process group if it
+    /// has not exited after [`EXIT_GRACE`].
+    pub async fn shutdown(&self) {
+        // Dropping the last client handle ends tarpc's dispatch task, which drops the
+        // transport and so closes the plugin's stdin.
+        drop(self.client.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let mut child = self.child.lock().await;
+        match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
+            Ok(Ok(status)) if !status.success() => {
+                tracing::warn!(backend = %self.backend, pid = self.pid, "plugin exited with {}", describe(status));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!(
+                    backend = %self.backend,
+                    pid = self.pid,
+                    "plugin did not exit within {EXIT_GRACE:?} of stdin closing; killing it"
+                );
+                kill_group(self.pid);
+                let _ = child.wait().await;
+            }
+        }
+    }
+
+    async fn exit_status_within(&self, wait: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.lock().await;
+        tokio::time::timeout(wait, child.wait()).await.ok().and_then(Result::ok)
+    }
+
+    fn plugin_error(&self, message: String, stderr_tail: Vec<String>) -> Error {
+        Error::Plugin {
+            backend: self.backend.clone(),
+            program: self.program.clone(),
+            message,
+            stderr_tail,
+        }
+    }
+}
+
+impl Drop for PluginProcess {
+    fn drop(&mut self) {
+        // A process dropped without `shutdown` (a cancelled caller) must not linger.
+        if let Ok(mut child) = self.child.try_lock()
+            && matches!(child.try_wait(), Ok(None))
+        {
+            kill_group(self.pid);
+        }
+    }
+}
+
+async fn read_handshake_line<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> std::io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    (&mut *reader)
+        .take(handshake::MAX_HANDSHAKE_LEN as u64)
+        .read_until(b'\n', &mut line)
+        .await?;
+    Ok(line)
+}
+
+async fn fail_start(
+    command: &PluginCommand,
+    program: &str,
+    mut child: Child,
+    stderr: &StderrLog,
+    message: String,
+) -> Error {
+    let status = match tokio::time::timeout(Duration::from_millis(500), child.wait()).await {
+        Ok(Ok(status)) => Some(status),
+        _ => {
+            if let Some(pid) = child.id() {
+                kill_group(pid);
+            }
+            let _ = child.wait().await;
+            None
+        }
+    };
+    let message = match status {
+        Some(s) => format!("{message} ({})", describe(s)),
+        None => message,
+    };
+    Error::Plugin {
+        backend: command.backend.clone(),
+        program: program.to_owned(),
+        message,
+        stderr_tail: stderr.tail_at_exit(STDERR_DRAIN).await,
+    }
+}
+
+/// Sends SIGKILL to the plugin's whole process group.
+fn kill_group(pid: u32) {
+    if pid == 0 {
+        return;
+    }
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+    let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => status.to_string(),
+    }
+}
+
+fn rpc_detail(e: &RpcError) -> String {
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+/// Shows what a plugin wrote, escaped and cut short.
+fn quote(bytes: &[u8]) -> String {
+    let shown: String = String::from_utf8_lossy(&bytes[..bytes.len().min(80)])
+        .escape_debug()
+        .collect();
+    if bytes.len() > 80 {
+        format!("\"{shown}…\"")
+    } else {
+        format!("\"{shown}\"")
+    }
+}
+
+fn plugin_log_filter() -> String {
+    // Plugins log at the host's level: debug when the host is debugging, info otherwise.
+    if tracing::enabled!(target: "stowage::plugin", tracing::Level::TRACE) {
+        "trace".into()
+    } else if tracing::enabled!(target: "stowage::plugin", tracing::Level::DEBUG) {
+        "debug".into()
+    } else {
+        "info".into()
+    }
+}

@@ -1,0 +1,124 @@
+//! Plugin stderr: forwarded line by line into `tracing`, and its tail kept for errors.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
+use tokio::sync::watch;
+
+/// How many of the last stderr lines are attached to errors.
+pub const TAIL_LINES: usize = 20;
+/// Longer lines are cut to this many characters.
+const MAX_LINE_CHARS: usize = 2000;
+
+/// The stderr of one plugin process.
+#[derive(Clone)]
+pub struct StderrLog {
+    tail: Arc<Mutex<VecDeque<String>>>,
+    closed: watch::Receiver<bool>,
+}
+
+impl StderrLog {
+    /// Starts forwarding `stderr` of the plugin serving `backend`.
+    pub fn forward(backend: String, stderr: impl AsyncRead + Unpin + Send + 'static) -> Self {
+        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
+        let (closed_tx, closed) = watch::channel(false);
+        let sink = tail.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stderr);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let line = String::from_utf8_lossy(&buf);
+                        let line = line.trim_end_matches(['\n', '\r']);
+                        let line: String = line.chars().take(MAX_LINE_CHARS).collect();
+                        let shown = emit(&backend, &line);
+                        let mut t = sink.lock().unwrap_or_else(|e| e.into_inner());
+                        if t.len() == TAIL_LINES {
+                            t.pop_front();
+                        }
+                        t.push_back(shown);
+                    }
+                }
+            }
+            let _ = closed_tx.send(true);
+        });
+        StderrLog { tail, closed }
+    }
+
+    /// The last lines seen so far.
+    pub fn tail(&self) -> Vec<String> {
+        self.tail
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// The last lines, after waiting (briefly) for the plugin to close stderr, so that the
+    /// lines it wrote just before dying are included.
+    pub async fn tail_at_exit(&self, wait: Duration) -> Vec<String> {
+        let mut closed = self.closed.clone();
+        let _ = tokio::time::timeout(wait, closed.wait_for(|c| *c)).await;
+        self.tail()
+    }
+}
+
+/// Logs one stderr line as a tracing event and returns its human form for the tail.
+///
+/// JSON lines with a `level` and a message (`message`, `msg` or `fields.message`) become
+/// events at that level; anything else is logged at INFO as written.
+fn emit(backend: &str, line: &str) -> String {
+    let parsed = line
+        .starts_with('{')
+        .then(|| serde_json::from_str::<serde_json::Value>(line).ok())
+        .flatten();
+    let Some(json) = parsed else {
+        tracing::info!(target: "stowage::plugin", backend, "{line}");
+        return line.to_owned();
+    };
+    let level = json
+        .get("level")
+        .and_then(|l| l.as_str())
+        .unwrap_or("info")
+        .to_ascii_lowercase();
+    let message = json
+        .get("message")
+        .or_else(|| json.get("msg"))
+        .or_else(|| json.pointer("/fields/message"))
+        .and_then(|m| m.as_str())
+        .unwrap_or(line);
+    // Remaining structured fields, shown compactly after the message.
+    let mut extra = Vec::new();
+    let fields = json.get("fields").and_then(|f| f.as_object());
+    let top = json.as_object();
+    for map in [fields, top].into_iter().flatten() {
+        for (k, v) in map {
+            if matches!(
+                k.as_str(),
+                "level" | "message" | "msg" | "fields" | "timestamp" | "time" | "target"
+            ) {
+                continue;
+            }
+            extra.push(format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)));
+        }
+    }
+    let text = if extra.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{message} {}", extra.join(" "))
+    };
+    match level.as_str() {
+        "error" | "fatal" | "critical" => tracing::error!(target: "stowage::plugin", backend, "{text}"),
+        "warn" | "warning" => tracing::warn!(target: "stowage::plugin", backend, "{text}"),
+        "debug" => tracing::debug!(target: "stowage::plugin", backend, "{text}"),
+        "trace" => tracing::trace!(target: "stowage::plugin", backend, "{text}"),
+        _ => tracing::info!(target: "stowage::plugin", backend, "{text}"),
+    }
+    format!("{} {text}", level.to_ascii_uppercase())
+}
