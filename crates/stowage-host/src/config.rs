@@ -353,13 +353,11 @@ fn build_backend(
     let at = Some(span.start);
     let section = format!("{role}.{name}");
     let raw = table.into_inner();
-    let backend_text = locate.text.get(span.clone()).unwrap_or("");
     let expand = |key: &str, value: &str| -> Result<String> {
         expand_env(value).map_err(|var| {
-            let offset = backend_text
-                .find(&format!("${{env:{var}}}"))
-                .map(|o| o + span.start)
-                .or(at);
+            // Sub-tables (`[storage.x.config]`) lie outside the backend's own span, so
+            // search the whole file for the reference.
+            let offset = locate.text.find(&format!("${{env:{var}}}")).or(at);
             locate.error(
                 offset,
                 Some(format!("{section}.{key}")),

@@ -317,8 +317,9 @@ mod tests {
             assert_eq!(decode(&e).as_deref(), Some(name), "{e}");
         }
         assert_ne!(encode("a_b").unwrap(), encode("a-b").unwrap());
-        assert!(encode(&"日".repeat(85)).is_ok());
-        assert!(encode(&"日".repeat(86)).is_err());
+        // Each CJK character is 3 bytes, 9 once escaped.
+        assert!(encode(&"日".repeat(28)).is_ok());
+        assert!(encode(&"日".repeat(29)).is_err());
     }
 
     #[test]
