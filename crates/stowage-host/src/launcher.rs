@@ -72,7 +72,7 @@ impl PluginBackend {
             config_json: self.config_json.clone(),
             host: concat!("stowage-host/", env!("CARGO_PKG_VERSION")).to_owned(),
         };
-        PluginProcess::start(&self.command, configure, self.timeout).await
+        PluginProcess::start(&self.command, Some(configure), self.timeout).await
     }
 
     /// Starts (or reuses) a process and returns what the plugin says about itself.
@@ -185,4 +185,15 @@ impl KeptProcess {
             }
         });
     }
+}
+
+/// Starts `command`, asks it to `describe` itself (no config needed), and stops it.
+pub async fn describe(
+    command: &PluginCommand,
+    timeout: Duration,
+) -> Result<(PluginInfo, stowage_protocol::handshake::Handshake)> {
+    let process = PluginProcess::start(command, None, timeout).await?;
+    let answer = (process.info().clone(), process.handshake());
+    process.shutdown().await;
+    Ok(answer)
 }

@@ -58,9 +58,11 @@ enum CallFailure {
 
 impl PluginProcess {
     /// Spawns the plugin, reads its handshake and configures it, all within `deadline`.
+    /// With no configure request, it calls `describe` instead (a probe: no config needed,
+    /// no further calls).
     pub async fn start(
         command: &PluginCommand,
-        configure: ConfigureRequest,
+        configure: Option<ConfigureRequest>,
         deadline: Duration,
     ) -> Result<PluginProcess> {
         let program = command.program.display().to_string();
@@ -161,9 +163,18 @@ impl PluginProcess {
             broken: AtomicBool::new(false),
         };
         let remaining = deadline.saturating_sub(started.elapsed());
-        let info = process
-            .call("configure", remaining, |c, ctx| async move { c.configure(ctx, configure).await })
-            .await;
+        let info = match configure {
+            Some(configure) => {
+                process
+                    .call("configure", remaining, |c, ctx| async move { c.configure(ctx, configure).await })
+                    .await
+            }
+            None => {
+                process
+                    .call("describe", remaining, |c, ctx| async move { c.describe(ctx).await })
+                    .await
+            }
+        };
         match info {
             Ok(info) => {
                 process.info = info;

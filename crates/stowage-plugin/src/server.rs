@@ -227,4 +227,21 @@ impl StowagePlugin for PluginServer {
     async fn secrets_list(self, _: Context, query: SecretListQuery) -> Result<SecretPage, PluginError> {
         self.secrets(Capability::SecretsList)?.list(&query).await
     }
+
+    async fn describe(self, _: Context) -> Result<PluginInfo, PluginError> {
+        let plugin = &self.0.plugin;
+        let mut capabilities = Vec::new();
+        if plugin.storage.is_some() {
+            capabilities.extend(Capability::STORAGE.iter().map(|c| c.as_str().to_owned()));
+        }
+        if plugin.secrets.is_some() {
+            capabilities.extend(Capability::SECRETS.iter().map(|c| c.as_str().to_owned()));
+        }
+        Ok(PluginInfo {
+            name: plugin.name.clone(),
+            version: plugin.version.clone(),
+            protocol_version: self.0.version,
+            capabilities,
+        })
+    }
 }

@@ -50,4 +50,9 @@ pub trait StowagePlugin {
 
     /// `secrets.list`: one page of keys.
     async fn secrets_list(query: SecretListQuery) -> Result<SecretPage, PluginError>;
+
+    /// What the plugin is and every capability it may offer, without any config. Allowed
+    /// as the first call instead of `configure` (for `stowage plugins list`); a connection
+    /// that starts with `describe` takes no other call.
+    async fn describe() -> Result<PluginInfo, PluginError>;
 }

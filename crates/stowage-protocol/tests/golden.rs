@@ -145,6 +145,8 @@ fn all_messages() -> Vec<Golden> {
         golden("secrets_delete.response", &response(10, Resp::SecretsDelete(Ok(()))), false),
         golden("secrets_list.request", &request(11, Req::SecretsList { query: SecretListQuery { prefix: "db-".into(), page_size: 100, page_token: None } }), true),
         golden("secrets_list.response", &response(11, Resp::SecretsList(Ok(SecretPage { items: vec![SecretMeta { key: "db-password".into(), version: Some("2".into()) }], next_page_token: None }))), false),
+        golden("describe.request", &request(12, Req::Describe {}), true),
+        golden("describe.response", &response(12, Resp::Describe(Ok(PluginInfo { name: "pyref".into(), version: "1.0.0".into(), protocol_version: 1, capabilities: vec!["storage.get".into(), "storage.put".into(), "storage.delete".into(), "storage.list".into(), "storage.count".into(), "secrets.resolve".into(), "secrets.put".into(), "secrets.delete".into(), "secrets.list".into()] }))), false),
         golden("cancel", &tarpc::ClientMessage::<Req>::Cancel { trace_context: trace::Context::default(), request_id: 3 }, false),
         golden("server_error.response", &tarpc::Response::<Resp> { request_id: 3, message: Err(tarpc::ServerError::new(std::io::ErrorKind::TimedOut, "deadline expired".into())) }, false),
     ]
