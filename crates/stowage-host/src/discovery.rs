@@ -13,7 +13,11 @@ pub const BINARY_PREFIX: &str = "stowage-plugin-";
 pub fn search_dirs(config: &Config) -> Vec<PathBuf> {
     let mut dirs = vec![config.plugin_dir()];
     if let Some(path) = std::env::var_os("PATH") {
-        dirs.extend(std::env::split_paths(&path).filter(|p| !p.as_os_str().is_empty()));
+        for dir in std::env::split_paths(&path) {
+            if !dir.as_os_str().is_empty() && !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
     }
     dirs
 }

@@ -1,0 +1,171 @@
+//! `stowage plugins …`
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Subcommand;
+use stowage_host::process::PluginCommand;
+use stowage_host::{BackendKind, Error, Stowage, discovery, launcher};
+
+use super::CmdResult;
+use crate::output::{self, Output};
+
+/// How long `plugins list` waits for each plugin to describe itself.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Subcommand, Debug)]
+pub enum PluginsCommand {
+    /// Find every stowage-plugin-* binary and ask each what it is.
+    List,
+    /// Describe one plugin, by name (`blob`) or path.
+    Show {
+        /// A plugin name or a path to a plugin binary.
+        plugin: String,
+    },
+}
+
+struct Row {
+    name: String,
+    path: PathBuf,
+    outcome: Result<(stowage_host::protocol::PluginInfo, String), Error>,
+}
+
+async fn probe(name: &str, path: &Path) -> Row {
+    let command = PluginCommand {
+        backend: format!("plugin:{name}"),
+        program: path.to_path_buf(),
+        args: Vec::new(),
+        env: Default::default(),
+    };
+    let outcome = launcher::describe(&command, PROBE_TIMEOUT)
+        .await
+        .map(|(info, handshake)| (info, handshake.codec.to_string()));
+    Row {
+        name: name.to_owned(),
+        path: path.to_path_buf(),
+        outcome,
+    }
+}
+
+fn row_json(row: &Row) -> serde_json::Value {
+    match &row.outcome {
+        Ok((info, codec)) => serde_json::json!({
+            "plugin": row.name, "path": row.path, "ok": true,
+            "name": info.name, "version": info.version,
+            "protocol": info.protocol_version, "codec": codec,
+            "capabilities": info.capabilities,
+        }),
+        Err(e) => serde_json::json!({ "plugin": row.name, "path": row.path, "ok": false, "error": e.to_string() }),
+    }
+}
+
+pub async fn run(cmd: PluginsCommand, stowage: &Stowage, out: Output) -> CmdResult {
+    let config = stowage.config();
+    match cmd {
+        PluginsCommand::List => {
+            let installed = discovery::installed_plugins(config);
+            let mut targets: Vec<(String, PathBuf)> = installed.plugins.into_iter().collect();
+            // Backends configured with an explicit path are plugins too.
+            for spec in config.storage.values().chain(config.secrets.values()) {
+                if let BackendKind::Path(p) = &spec.kind
+                    && !targets.iter().any(|(_, q)| q == p)
+                {
+                    targets.push((format!("{} (backend {})", p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(), spec.name), p.clone()));
+                }
+            }
+            let mut rows = Vec::new();
+            for (name, path) in &targets {
+                rows.push(probe(name, path).await);
+            }
+            match out {
+                Output::Json => output::json(&serde_json::json!({
+                    "searched": discovery::search_dirs(config),
+                    "plugins": rows.iter().map(row_json).collect::<Vec<_>>(),
+                    "shadowed": installed.shadowed,
+                })),
+                Output::Text => {
+                    if rows.is_empty() {
+                        println!("no plugins found; searched:");
+                        for d in discovery::search_dirs(config) {
+                            println!("  {}", d.display());
+                        }
+                        println!("(the built-in backends need no plugin: see `stowage config show`)");
+                    }
+                    let table: Vec<Vec<String>> = rows
+                        .iter()
+                        .map(|r| match &r.outcome {
+                            Ok((info, codec)) => vec![
+                                r.name.clone(),
+                                info.version.clone(),
+                                format!("{} ({codec})", info.protocol_version),
+                                info.capabilities.join(","),
+                                r.path.display().to_string(),
+                            ],
+                            Err(e) => vec![
+                                r.name.clone(),
+                                "-".into(),
+                                "-".into(),
+                                format!("ERROR: {}", e.to_string().lines().next().unwrap_or_default()),
+                                r.path.display().to_string(),
+                            ],
+                        })
+                        .collect();
+                    if !table.is_empty() {
+                        output::table(&["PLUGIN", "VERSION", "PROTOCOL", "CAPABILITIES", "PATH"], &table);
+                    }
+                    for p in &installed.shadowed {
+                        eprintln!("note: {} is shadowed by an earlier plugin of the same name", p.display());
+                    }
+                }
+            }
+            if rows.iter().any(|r| r.outcome.is_err()) {
+                return Ok(ExitCode::from(crate::exit::PLUGIN));
+            }
+        }
+        PluginsCommand::Show { plugin } => {
+            let (name, path) = if plugin.contains('/') {
+                let p = PathBuf::from(&plugin);
+                (p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(), p)
+            } else {
+                let name = plugin.strip_prefix(discovery::BINARY_PREFIX).unwrap_or(&plugin).to_owned();
+                let path = discovery::find_plugin(config, "(none)", &name)?;
+                (name, path)
+            };
+            let row = probe(&name, &path).await;
+            let used_by: Vec<String> = config
+                .storage
+                .values()
+                .chain(config.secrets.values())
+                .filter(|s| match &s.kind {
+                    BackendKind::Plugin(p) => *p == name,
+                    BackendKind::Path(p) => *p == path,
+                    BackendKind::Builtin(_) => false,
+                })
+                .map(|s| format!("{}.{}", s.role, s.name))
+                .collect();
+            match out {
+                Output::Json => {
+                    let mut v = row_json(&row);
+                    v["used_by"] = serde_json::json!(used_by);
+                    output::json(&v);
+                }
+                Output::Text => match &row.outcome {
+                    Ok((info, codec)) => {
+                        println!("plugin:       {}", info.name);
+                        println!("version:      {}", info.version);
+                        println!("protocol:     {} ({codec})", info.protocol_version);
+                        println!("path:         {}", row.path.display());
+                        println!("capabilities: {}", info.capabilities.join(", "));
+                        println!("used by:      {}", if used_by.is_empty() { "-".into() } else { used_by.join(", ") });
+                    }
+                    Err(_) => {}
+                },
+            }
+            if let Err(e) = row.outcome {
+                return Err(e);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

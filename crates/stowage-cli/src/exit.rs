@@ -1,0 +1,75 @@
+//! Exit codes, documented in `--help` and the README.
+
+use std::process::ExitCode;
+
+use stowage_host::Error;
+use stowage_host::protocol::ErrorCode;
+
+use crate::output::Output;
+
+/// Any other failure.
+pub const FAILURE: u8 = 1;
+// 2 is clap's usage error.
+/// The document, secret or backend item does not exist.
+pub const NOT_FOUND: u8 = 3;
+/// A precondition failed: already exists, or someone else wrote first.
+pub const CONFLICT: u8 = 4;
+/// The config file is missing, malformed, or names something that does not exist.
+pub const CONFIG: u8 = 5;
+/// A plugin is missing, crashed, broke the protocol or missed its deadline.
+pub const PLUGIN: u8 = 6;
+/// The backend refused: invalid argument, unsupported, unauthenticated, permission denied.
+pub const REFUSED: u8 = 7;
+/// The backend is unavailable for now; retrying may work.
+pub const UNAVAILABLE: u8 = 8;
+
+pub const HELP: &str = "\
+Exit codes:
+  0  success
+  1  other failure
+  2  usage error
+  3  not found
+  4  conflict (already exists, or the version did not match)
+  5  config error
+  6  plugin error (missing binary, crash, protocol error, deadline exceeded)
+  7  refused by the backend (invalid argument, unsupported, denied)
+  8  backend unavailable (retry later)";
+
+/// The exit code for an error.
+pub fn code_for(e: &Error) -> u8 {
+    match e {
+        Error::Config(_) | Error::UnknownBackend { .. } => CONFIG,
+        Error::PluginNotFound { .. } | Error::Plugin { .. } | Error::DeadlineExceeded { .. } => PLUGIN,
+        Error::Unsupported { .. } => REFUSED,
+        Error::Io { .. } => FAILURE,
+        Error::Backend { error, .. } => match error.code {
+            ErrorCode::NotFound => NOT_FOUND,
+            ErrorCode::AlreadyExists | ErrorCode::Conflict => CONFLICT,
+            ErrorCode::InvalidArgument
+            | ErrorCode::Unauthenticated
+            | ErrorCode::PermissionDenied
+            | ErrorCode::Unsupported => REFUSED,
+            ErrorCode::Unavailable | ErrorCode::DeadlineExceeded => UNAVAILABLE,
+            ErrorCode::Internal => FAILURE,
+        },
+    }
+}
+
+/// Prints an error for humans (or as JSON on stderr) and returns its exit code.
+pub fn report(e: &Error, output: Output) -> ExitCode {
+    let code = code_for(e);
+    match output {
+        Output::Text => eprintln!("error: {e}"),
+        Output::Json => {
+            let value = serde_json::json!({
+                "error": {
+                    "code": e.code().as_str(),
+                    "message": e.to_string(),
+                    "exit_code": code,
+                }
+            });
+            eprintln!("{value}");
+        }
+    }
+    ExitCode::from(code)
+}

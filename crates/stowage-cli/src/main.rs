@@ -1,0 +1,111 @@
+//! `stowage`: a thin command line over the `stowage-host` library.
+
+mod commands;
+mod exit;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use stowage_host::{ConfigSource, Stowage};
+
+use crate::output::Output;
+
+/// Storage and secrets for CNAB tools, through built-in backends or plugins.
+#[derive(Parser, Debug)]
+#[command(name = "stowage", version, about, long_about = None, after_help = exit::HELP)]
+struct Cli {
+    /// Config file (default: $STOWAGE_CONFIG, then $STOWAGE_HOME/config.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Stowage's home directory (default: $STOWAGE_HOME, then ~/.stowage).
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+
+    /// More logs on stderr (-v info, -vv debug, -vvv trace). STOWAGE_LOG sets a filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show, check or create the config file.
+    #[command(subcommand)]
+    Config(commands::config::ConfigCommand),
+    /// Find, inspect and test plugin binaries.
+    #[command(subcommand)]
+    Plugins(commands::plugins::PluginsCommand),
+    /// Store, read, list and delete documents.
+    #[command(subcommand)]
+    Storage(commands::storage::StorageCommand),
+    /// Set, read, list and delete secrets.
+    #[command(subcommand)]
+    Secrets(commands::secrets::SecretsCommand),
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("STOWAGE_LOG").ok().unwrap_or_else(|| {
+        match verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+        .to_owned()
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_target(false)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let source = ConfigSource {
+        explicit: cli.config.clone(),
+        home: cli.home.clone(),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let result = runtime.block_on(async {
+        // `config init` must work when the config is broken or absent.
+        if let Command::Config(cmd) = &cli.command
+            && let Some(r) = commands::config::run_without_runtime(cmd, &source, cli.output)
+        {
+            return r;
+        }
+        let stowage = Stowage::open(&source)?;
+        let result = match cli.command {
+            Command::Config(cmd) => commands::config::run(cmd, &stowage, cli.output).await,
+            Command::Plugins(cmd) => commands::plugins::run(cmd, &stowage, cli.output).await,
+            Command::Storage(cmd) => commands::storage::run(cmd, &stowage, cli.output).await,
+            Command::Secrets(cmd) => commands::secrets::run(cmd, &stowage, cli.output).await,
+        };
+        stowage.shutdown().await;
+        result
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => exit::report(&e, cli.output),
+    }
+}
