@@ -55,9 +55,10 @@ enum Command {
 fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("STOWAGE_LOG").ok().unwrap_or_else(|| {
+        // tarpc's own connection warnings repeat what our errors already say.
         match verbose {
-            0 => "warn",
-            1 => "info",
+            0 => "warn,tarpc=off",
+            1 => "info,tarpc=off",
             2 => "debug",
             _ => "trace",
         }

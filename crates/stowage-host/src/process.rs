@@ -271,7 +271,7 @@ impl PluginProcess {
         let mut child = self.child.lock().await;
         match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
             Ok(Ok(status)) if !status.success() => {
-                tracing::warn!(backend = %self.backend, pid = self.pid, "plugin exited with {}", describe(status));
+                tracing::debug!(backend = %self.backend, pid = self.pid, "plugin exited with {}", describe(status));
             }
             Ok(_) => {}
             Err(_) => {

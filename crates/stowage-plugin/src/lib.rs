@@ -223,7 +223,13 @@ where
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = std::env::var(handshake::LOG_ENV).unwrap_or_else(|_| "info".to_owned());
+    let level = std::env::var(handshake::LOG_ENV).unwrap_or_else(|_| "info".to_owned());
+    // tarpc logs every expired deadline and closed connection; the host reports those
+    // itself, so they are shown only when the host is debugging.
+    let filter = match level.as_str() {
+        "debug" | "trace" => level,
+        _ => format!("{level},tarpc=off"),
+    };
     let _ = tracing_subscriber::fmt()
         .json()
         .with_writer(std::io::stderr)

@@ -1,0 +1,346 @@
+//! `stowage-plugin-testkit`: a small real plugin, built with the SDK, for trying Stowage
+//! and for the lifecycle tests.
+//!
+//! It serves storage and secrets either in memory (config without `root`; contents live
+//! as long as the process, so only useful with `keep-alive`) or on disk (config `root`),
+//! reusing the host's built-in filesystem backends through the plugin SDK.
+//!
+//! Faults for tests, chosen by argument (before the handshake) or by config `fault`:
+//! - `--fault exit-before-handshake | garbage-handshake | wrong-version | garbage-frames | slow-start`
+//! - `--codec json|bincode`
+//! - config `fault = "crash-on-call" | "hang-on-call" | "stdout-noise" | "ignore-eof"`
+//! - config `read-only = true`: secrets with only `secrets.resolve`, storage with only `storage.get`.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use stowage_host::builtin::{FilesystemSecrets, FilesystemStorage};
+use stowage_plugin::{
+    Bytes, Capability, Codec, CountQuery, Document, DocumentKey, DocumentMeta, ListPage,
+    ListQuery, Plugin, PluginConfig, PluginError, Precondition, SecretBytes, SecretListQuery,
+    SecretMeta, SecretPage, SecretRef, Secrets, Storage, async_trait, protocol::effective_page_size,
+};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CallFault {
+    None,
+    Crash,
+    Hang,
+    StdoutNoise,
+}
+
+fn call_fault(config: &PluginConfig) -> Result<CallFault, PluginError> {
+    match config.get_str("fault") {
+        None | Some("ignore-eof") => Ok(CallFault::None),
+        Some("crash-on-call") => Ok(CallFault::Crash),
+        Some("hang-on-call") => Ok(CallFault::Hang),
+        Some("stdout-noise") => Ok(CallFault::StdoutNoise),
+        Some(other) => Err(PluginError::invalid_argument(format!("unknown fault {other:?}"))),
+    }
+}
+
+fn read_only(config: &PluginConfig) -> bool {
+    config.values.get("read-only").and_then(|v| v.as_bool()).unwrap_or(false)
+}
+
+async fn inject(fault: CallFault) {
+    match fault {
+        CallFault::None => {}
+        CallFault::Crash => {
+            eprintln!("testkit: about to crash on purpose");
+            std::process::exit(101);
+        }
+        CallFault::Hang => {
+            // A grandchild in the same process group: a deadline kill must take it too.
+            if let Ok(child) = std::process::Command::new("sleep").arg("300").spawn() {
+                eprintln!("testkit: hanging; grandchild pid {}", child.id());
+            }
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        CallFault::StdoutNoise => {
+            println!("a chatty library printing to stdout");
+            std::io::stdout().flush().ok();
+        }
+    }
+}
+
+/// In-memory documents: (collection, group, name) → (version, value).
+#[derive(Default)]
+struct MemoryStorage {
+    docs: Mutex<BTreeMap<(String, String, String), (u64, Vec<u8>)>>,
+}
+
+#[async_trait]
+impl Storage for MemoryStorage {
+    async fn get(&self, key: &DocumentKey) -> Result<Document, PluginError> {
+        let docs = self.docs.lock().unwrap();
+        docs.get(&(key.collection.clone(), key.group.clone(), key.name.clone()))
+            .map(|(v, value)| Document { value: Bytes(value.clone()), version: v.to_string() })
+            .ok_or_else(|| PluginError::not_found(format!("document {key} not found")))
+    }
+
+    async fn put(&self, key: &DocumentKey, value: Bytes, pre: Precondition) -> Result<String, PluginError> {
+        let mut docs = self.docs.lock().unwrap();
+        let k = (key.collection.clone(), key.group.clone(), key.name.clone());
+        let current = docs.get(&k).map(|(v, _)| v.to_string());
+        match (&pre, &current) {
+            (Precondition::Absent, Some(_)) => return Err(PluginError::already_exists(format!("{key} exists"))),
+            (Precondition::Version(want), cur) if cur.as_ref() != Some(want) => {
+                return Err(PluginError::conflict(format!("{key} is not at version {want}")));
+            }
+            _ => {}
+        }
+        let next = current.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + 1;
+        docs.insert(k, (next, value.into_vec()));
+        Ok(next.to_string())
+    }
+
+    async fn delete(&self, key: &DocumentKey, pre: Precondition) -> Result<(), PluginError> {
+        let mut docs = self.docs.lock().unwrap();
+        let k = (key.collection.clone(), key.group.clone(), key.name.clone());
+        let Some((v, _)) = docs.get(&k) else {
+            return Err(match pre {
+                Precondition::Version(_) => PluginError::conflict(format!("{key} does not exist")),
+                _ => PluginError::not_found(format!("{key} not found")),
+            });
+        };
+        if let Precondition::Version(want) = &pre
+            && *want != v.to_string()
+        {
+            return Err(PluginError::conflict(format!("{key} is not at version {want}")));
+        }
+        docs.remove(&k);
+        Ok(())
+    }
+
+    async fn list(&self, q: &ListQuery) -> Result<ListPage, PluginError> {
+        let docs = self.docs.lock().unwrap();
+        let mut matching = docs
+            .iter()
+            .filter(|((c, g, n), _)| *c == q.collection && *g == q.group && n.starts_with(&q.prefix))
+            .filter(|((_, _, n), _)| q.page_token.as_ref().is_none_or(|t| n > t));
+        let items: Vec<DocumentMeta> = matching
+            .by_ref()
+            .take(q.effective_page_size())
+            .map(|((_, _, n), (v, value))| DocumentMeta { name: n.clone(), version: v.to_string(), size: value.len() as u64 })
+            .collect();
+        let next_page_token = matching.next().and(items.last().map(|m| m.name.clone()));
+        Ok(ListPage { items, next_page_token })
+    }
+
+    async fn count(&self, q: &CountQuery) -> Result<u64, PluginError> {
+        let docs = self.docs.lock().unwrap();
+        Ok(docs
+            .keys()
+            .filter(|(c, g, n)| *c == q.collection && *g == q.group && n.starts_with(&q.prefix))
+            .count() as u64)
+    }
+}
+
+/// In-memory secrets, with every version kept (versions are 1, 2, 3, …).
+#[derive(Default)]
+struct MemorySecrets {
+    values: Mutex<BTreeMap<String, Vec<Vec<u8>>>>,
+}
+
+#[async_trait]
+impl Secrets for MemorySecrets {
+    async fn resolve_one(&self, r: &SecretRef) -> Result<SecretBytes, PluginError> {
+        let values = self.values.lock().unwrap();
+        let versions = values.get(&r.key).ok_or_else(|| PluginError::not_found(format!("secret '{}' not found", r.key)))?;
+        let index = match &r.version {
+            None => versions.len(),
+            Some(v) => v.parse::<usize>().map_err(|_| PluginError::not_found(format!("no version {v}")))?,
+        };
+        versions
+            .get(index.wrapping_sub(1))
+            .map(|v| SecretBytes::new(v.clone()))
+            .ok_or_else(|| PluginError::not_found(format!("secret '{}' has no version {index}", r.key)))
+    }
+
+    async fn put(&self, key: &str, value: SecretBytes) -> Result<Option<String>, PluginError> {
+        let mut values = self.values.lock().unwrap();
+        let versions = values.entry(key.to_owned()).or_default();
+        versions.push(value.expose().to_vec());
+        Ok(Some(versions.len().to_string()))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), PluginError> {
+        self.values
+            .lock()
+            .unwrap()
+            .remove(key)
+            .map(|_| ())
+            .ok_or_else(|| PluginError::not_found(format!("secret '{key}' not found")))
+    }
+
+    async fn list(&self, q: &SecretListQuery) -> Result<SecretPage, PluginError> {
+        let values = self.values.lock().unwrap();
+        let mut matching = values
+            .iter()
+            .filter(|(k, _)| k.starts_with(&q.prefix))
+            .filter(|(k, _)| q.page_token.as_ref().is_none_or(|t| *k > t));
+        let items: Vec<SecretMeta> = matching
+            .by_ref()
+            .take(effective_page_size(q.page_size))
+            .map(|(k, v)| SecretMeta { key: k.clone(), version: Some(v.len().to_string()) })
+            .collect();
+        let next_page_token = matching.next().and(items.last().map(|m| m.key.clone()));
+        Ok(SecretPage { items, next_page_token })
+    }
+}
+
+/// Wraps a backend with a fault and an optional read-only capability set.
+struct Faulty<T: ?Sized> {
+    inner: Arc<T>,
+    fault: CallFault,
+    read_only: bool,
+}
+
+#[async_trait]
+impl Storage for Faulty<dyn Storage> {
+    fn capabilities(&self) -> Vec<Capability> {
+        if self.read_only { vec![Capability::StorageGet] } else { self.inner.capabilities() }
+    }
+    async fn get(&self, key: &DocumentKey) -> Result<Document, PluginError> {
+        inject(self.fault).await;
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &DocumentKey, value: Bytes, pre: Precondition) -> Result<String, PluginError> {
+        inject(self.fault).await;
+        self.inner.put(key, value, pre).await
+    }
+    async fn delete(&self, key: &DocumentKey, pre: Precondition) -> Result<(), PluginError> {
+        inject(self.fault).await;
+        self.inner.delete(key, pre).await
+    }
+    async fn list(&self, q: &ListQuery) -> Result<ListPage, PluginError> {
+        inject(self.fault).await;
+        self.inner.list(q).await
+    }
+    async fn count(&self, q: &CountQuery) -> Result<u64, PluginError> {
+        inject(self.fault).await;
+        self.inner.count(q).await
+    }
+}
+
+#[async_trait]
+impl Secrets for Faulty<dyn Secrets> {
+    fn capabilities(&self) -> Vec<Capability> {
+        if self.read_only { vec![Capability::SecretsResolve] } else { self.inner.capabilities() }
+    }
+    async fn resolve_one(&self, r: &SecretRef) -> Result<SecretBytes, PluginError> {
+        self.inner.resolve_one(r).await
+    }
+    async fn resolve(&self, refs: &[SecretRef]) -> Vec<Result<SecretBytes, PluginError>> {
+        inject(self.fault).await;
+        self.inner.resolve(refs).await
+    }
+    async fn put(&self, key: &str, value: SecretBytes) -> Result<Option<String>, PluginError> {
+        inject(self.fault).await;
+        self.inner.put(key, value).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), PluginError> {
+        inject(self.fault).await;
+        self.inner.delete(key).await
+    }
+    async fn list(&self, q: &SecretListQuery) -> Result<SecretPage, PluginError> {
+        inject(self.fault).await;
+        self.inner.list(q).await
+    }
+}
+
+fn ignore_eof(config: &PluginConfig) {
+    if config.get_str("fault") == Some("ignore-eof") {
+        // Keeps the process alive after the protocol ends (see `main`), so the host's
+        // grace-period kill is what ends it.
+        IGNORE_EOF.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+static IGNORE_EOF: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn raw_fault(fault: &str) -> Option<ExitCode> {
+    let host_started = std::env::var(stowage_plugin::protocol::handshake::COOKIE_ENV).is_ok();
+    if !host_started {
+        return None;
+    }
+    let mut out = std::io::stdout();
+    match fault {
+        "exit-before-handshake" => {
+            eprintln!("testkit: cannot open /nonexistent/credentials (on purpose)");
+            Some(ExitCode::from(7))
+        }
+        "garbage-handshake" => {
+            let _ = out.write_all(b"Hello! I am not a plugin.\n");
+            let _ = out.flush();
+            std::thread::sleep(Duration::from_millis(200));
+            Some(ExitCode::from(0))
+        }
+        "wrong-version" => {
+            let _ = out.write_all(b"stowage-plugin 99 json\n");
+            let _ = out.flush();
+            Some(ExitCode::from(0))
+        }
+        "garbage-frames" => {
+            let _ = out.write_all(b"stowage-plugin 1 bincode\n");
+            let _ = out.write_all(&[0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x00]);
+            let _ = out.flush();
+            eprintln!("testkit: wrote a garbage frame");
+            // Keep stdin open like a confused plugin would.
+            std::thread::sleep(Duration::from_secs(5));
+            Some(ExitCode::from(0))
+        }
+        "slow-start" => {
+            std::thread::sleep(Duration::from_secs(60));
+            Some(ExitCode::from(0))
+        }
+        _ => None,
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |name: &str| {
+        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    };
+    if let Some(fault) = arg("--fault")
+        && let Some(code) = raw_fault(&fault)
+    {
+        return code;
+    }
+    let codec = match arg("--codec").as_deref() {
+        Some("json") => Codec::Json,
+        _ => Codec::Bincode,
+    };
+    let code = Plugin::new("testkit", env!("CARGO_PKG_VERSION"))
+        .codec(codec)
+        .about(
+            "Serves storage and secrets in memory, or on disk under config `root`. \
+             Used by Stowage's own tests and demo.",
+        )
+        .storage(|config: &PluginConfig| {
+            ignore_eof(config);
+            let inner: Arc<dyn Storage> = match config.get_str("root") {
+                Some(root) => Arc::new(FilesystemStorage::new(format!("{root}/storage"))),
+                None => Arc::new(MemoryStorage::default()),
+            };
+            Ok(Faulty { inner, fault: call_fault(config)?, read_only: read_only(config) })
+        })
+        .secrets(|config: &PluginConfig| {
+            ignore_eof(config);
+            let inner: Arc<dyn Secrets> = match config.get_str("root") {
+                Some(root) => Arc::new(FilesystemSecrets::new(format!("{root}/secrets"))),
+                None => Arc::new(MemorySecrets::default()),
+            };
+            Ok(Faulty { inner, fault: call_fault(config)?, read_only: read_only(config) })
+        })
+        .run();
+    if IGNORE_EOF.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+    code
+}
