@@ -583,27 +583,48 @@ pub fn is_sensitive_key(key: &str) -> bool {
     .any(|s| k.contains(s))
 }
 
-/// The config file text with the values of sensitive keys replaced by `"<redacted>"`.
-/// `${env:…}` references are left as written: they name variables, they are not values.
+/// The config file re-rendered with credentials replaced by `"<redacted>"`: every value of
+/// a backend's `env` table, and values of sensitive-looking keys anywhere. `${env:…}`
+/// references are kept as written: they name variables, they are not values. Comments are
+/// not kept (redacting line by line would miss inline tables).
 pub fn redacted_source(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        let redact = !trimmed.starts_with('#')
-            && !trimmed.starts_with('[')
-            && trimmed
-                .split_once('=')
-                .is_some_and(|(k, v)| is_sensitive_key(k.trim()) && !v.trim().starts_with("\"${env:"));
-        if redact {
-            let (k, _) = line.split_once('=').unwrap_or((line, ""));
-            out.push_str(k.trim_end());
-            out.push_str(" = \"<redacted>\"");
-        } else {
-            out.push_str(line);
-        }
-        out.push('\n');
+    fn is_reference(v: &toml::Value) -> bool {
+        v.as_str().is_some_and(|s| s.starts_with("${env:") && s.ends_with('}') && s.matches("${").count() == 1)
     }
-    out
+    fn redact(value: &mut toml::Value, all: bool) {
+        match value {
+            toml::Value::Table(t) => {
+                for (k, v) in t.iter_mut() {
+                    let sensitive = all || is_sensitive_key(k);
+                    match v {
+                        toml::Value::Table(_) | toml::Value::Array(_) => redact(v, sensitive || k == "env"),
+                        _ if sensitive && !is_reference(v) => {
+                            *v = toml::Value::String("<redacted>".into());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            toml::Value::Array(items) => {
+                for v in items {
+                    match v {
+                        toml::Value::Table(_) | toml::Value::Array(_) => redact(v, all),
+                        _ if all && !is_reference(v) => *v = toml::Value::String("<redacted>".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    match text.parse::<toml::Table>() {
+        Ok(table) => {
+            let mut value = toml::Value::Table(table);
+            redact(&mut value, false);
+            toml::to_string_pretty(&value).unwrap_or_default()
+        }
+        Err(_) => "# (the file does not parse; not shown)\n".to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -704,8 +725,8 @@ nested = { a = [1, "x"] }
 
     #[test]
     fn show_redacts_inline_secrets_but_not_references() {
-        let shown = redacted_source("[storage.a.config]\naccount-key = \"abc\"\nsas-token = \"${env:SAS}\"\nurl = \"x\"\n");
-        assert!(!shown.contains("abc"));
+        let shown = redacted_source("[storage.a]\nplugin = \"p\"\nenv = { K = \"inline-cred\" }\n[storage.a.config]\naccount-key = \"abc\"\nsas-token = \"${env:SAS}\"\nurl = \"x\"\n");
+        assert!(!shown.contains("abc") && !shown.contains("inline-cred"), "{shown}");
         assert!(shown.contains("${env:SAS}"));
         assert!(shown.contains("url = \"x\""));
     }
