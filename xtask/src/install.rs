@@ -1,0 +1,93 @@
+//! `cargo xtask install`
+
+use std::path::{Path, PathBuf};
+
+use crate::{cargo, root, run_checked};
+
+/// The binaries to install: `stowage` and every `stowage-plugin-*` bin target of the workspace.
+fn binaries() -> Result<Vec<(String, String)>, String> {
+    let out = cargo()
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+    let mut bins = Vec::new();
+    for package in meta["packages"].as_array().into_iter().flatten() {
+        for target in package["targets"].as_array().into_iter().flatten() {
+            let is_bin = target["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin"));
+            let name = target["name"].as_str().unwrap_or_default();
+            if is_bin && (name == "stowage" || name.starts_with("stowage-plugin-")) {
+                bins.push((package["name"].as_str().unwrap_or_default().to_owned(), name.to_owned()));
+            }
+        }
+    }
+    bins.sort();
+    Ok(bins)
+}
+
+/// Builds and copies the binaries into `dir`; returns the installed paths.
+pub fn install(dir: &Path, release: bool) -> Result<Vec<PathBuf>, String> {
+    let bins = binaries()?;
+    let mut build = cargo();
+    build.arg("build");
+    if release {
+        build.arg("--release");
+    }
+    for (_, bin) in &bins {
+        build.args(["--bin", bin]);
+    }
+    run_checked(&mut build)?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+        .join(if release { "release" } else { "debug" });
+    let mut installed = Vec::new();
+    for (_, bin) in &bins {
+        let from = target_dir.join(bin);
+        let to = dir.join(bin);
+        // Copy to a temp name and rename, so a running binary is never half-written.
+        let tmp = dir.join(format!(".{bin}.installing"));
+        std::fs::copy(&from, &tmp).map_err(|e| format!("cannot copy {}: {e}", from.display()))?;
+        std::fs::rename(&tmp, &to).map_err(|e| format!("cannot install {}: {e}", to.display()))?;
+        installed.push(to);
+    }
+    Ok(installed)
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let mut dir = None;
+    let mut release = true;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--dir" => dir = Some(PathBuf::from(it.next().ok_or("--dir needs a directory")?)),
+            "--debug" => release = false,
+            other => return Err(format!("unknown argument {other:?} (expected --dir DIR, --debug)")),
+        }
+    }
+    let dir = match dir {
+        Some(d) => d,
+        None => std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+            .ok_or("cannot tell where to install: pass --dir")?
+            .join("bin"),
+    };
+    for path in install(&dir, release)? {
+        println!("installed {}", path.display());
+    }
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d == dir));
+    if !on_path {
+        println!(
+            "note: {} is not on PATH; add it, or put plugins in $STOWAGE_HOME/plugins",
+            dir.display()
+        );
+    }
+    Ok(())
+}

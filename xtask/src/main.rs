@@ -1,0 +1,66 @@
+//! `cargo xtask <task>`: developer chores that need more than one cargo command.
+//!
+//! - `install [--dir DIR] [--debug]`: build the `stowage` CLI and every plugin binary of the
+//!   workspace and copy them into DIR (default `$CARGO_HOME/bin`, usually `~/.cargo/bin`).
+//! - `demo`: install into a temporary prefix and walk through Stowage's main job, once on
+//!   the built-in backends and once through a real plugin process, printing every step.
+//! - `test`: the whole test suite with every setup step it needs (what CI runs).
+
+mod demo;
+mod install;
+mod test;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: cargo xtask <task>\n\n\
+         tasks:\n  \
+         install [--dir DIR] [--debug]   build and install `stowage` and every plugin binary\n  \
+         demo                            install into a temp prefix and show Stowage at work\n  \
+         test                            run the whole test suite with its setup (what CI runs)"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("install") => install::run(&args[1..]),
+        Some("demo") => demo::run(),
+        Some("test") => test::run(&args[1..]),
+        _ => return usage(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The cargo that runs us.
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Runs a command, failing with its description if it fails.
+pub fn run_checked(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed ({status})"))
+    }
+}
