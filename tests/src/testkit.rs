@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use stowage_host::builtin::{FilesystemSecrets, FilesystemStorage};
 use stowage_plugin::{
-    Bytes, Capability, Codec, CountQuery, Document, DocumentKey, DocumentMeta, ListPage,
-    ListQuery, Plugin, PluginConfig, PluginError, Precondition, SecretBytes, SecretListQuery,
-    SecretMeta, SecretPage, SecretRef, Secrets, Storage, async_trait, protocol::effective_page_size,
+    Bytes, Capability, Codec, CountQuery, Document, DocumentKey, DocumentMeta, ListPage, ListQuery,
+    Plugin, PluginConfig, PluginError, Precondition, SecretBytes, SecretListQuery, SecretMeta,
+    SecretPage, SecretRef, Secrets, Storage, async_trait, protocol::effective_page_size,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -38,12 +38,18 @@ fn call_fault(config: &PluginConfig) -> Result<CallFault, PluginError> {
         Some("crash-on-call") => Ok(CallFault::Crash),
         Some("hang-on-call") => Ok(CallFault::Hang),
         Some("stdout-noise") => Ok(CallFault::StdoutNoise),
-        Some(other) => Err(PluginError::invalid_argument(format!("unknown fault {other:?}"))),
+        Some(other) => Err(PluginError::invalid_argument(format!(
+            "unknown fault {other:?}"
+        ))),
     }
 }
 
 fn read_only(config: &PluginConfig) -> bool {
-    config.values.get("read-only").and_then(|v| v.as_bool()).unwrap_or(false)
+    config
+        .values
+        .get("read-only")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
 }
 
 async fn inject(fault: CallFault) {
@@ -67,10 +73,13 @@ async fn inject(fault: CallFault) {
     }
 }
 
-/// In-memory documents: (collection, group, name) → (version, value).
+/// (collection, group, name).
+type DocKey = (String, String, String);
+
+/// In-memory documents: key → (version, value).
 #[derive(Default)]
 struct MemoryStorage {
-    docs: Mutex<BTreeMap<(String, String, String), (u64, Vec<u8>)>>,
+    docs: Mutex<BTreeMap<DocKey, (u64, Vec<u8>)>>,
 }
 
 #[async_trait]
@@ -78,18 +87,30 @@ impl Storage for MemoryStorage {
     async fn get(&self, key: &DocumentKey) -> Result<Document, PluginError> {
         let docs = self.docs.lock().unwrap();
         docs.get(&(key.collection.clone(), key.group.clone(), key.name.clone()))
-            .map(|(v, value)| Document { value: Bytes(value.clone()), version: v.to_string() })
+            .map(|(v, value)| Document {
+                value: Bytes(value.clone()),
+                version: v.to_string(),
+            })
             .ok_or_else(|| PluginError::not_found(format!("document {key} not found")))
     }
 
-    async fn put(&self, key: &DocumentKey, value: Bytes, pre: Precondition) -> Result<String, PluginError> {
+    async fn put(
+        &self,
+        key: &DocumentKey,
+        value: Bytes,
+        pre: Precondition,
+    ) -> Result<String, PluginError> {
         let mut docs = self.docs.lock().unwrap();
         let k = (key.collection.clone(), key.group.clone(), key.name.clone());
         let current = docs.get(&k).map(|(v, _)| v.to_string());
         match (&pre, &current) {
-            (Precondition::Absent, Some(_)) => return Err(PluginError::already_exists(format!("{key} exists"))),
+            (Precondition::Absent, Some(_)) => {
+                return Err(PluginError::already_exists(format!("{key} exists")));
+            }
             (Precondition::Version(want), cur) if cur.as_ref() != Some(want) => {
-                return Err(PluginError::conflict(format!("{key} is not at version {want}")));
+                return Err(PluginError::conflict(format!(
+                    "{key} is not at version {want}"
+                )));
             }
             _ => {}
         }
@@ -110,7 +131,9 @@ impl Storage for MemoryStorage {
         if let Precondition::Version(want) = &pre
             && *want != v.to_string()
         {
-            return Err(PluginError::conflict(format!("{key} is not at version {want}")));
+            return Err(PluginError::conflict(format!(
+                "{key} is not at version {want}"
+            )));
         }
         docs.remove(&k);
         Ok(())
@@ -120,15 +143,24 @@ impl Storage for MemoryStorage {
         let docs = self.docs.lock().unwrap();
         let mut matching = docs
             .iter()
-            .filter(|((c, g, n), _)| *c == q.collection && *g == q.group && n.starts_with(&q.prefix))
+            .filter(|((c, g, n), _)| {
+                *c == q.collection && *g == q.group && n.starts_with(&q.prefix)
+            })
             .filter(|((_, _, n), _)| q.page_token.as_ref().is_none_or(|t| n > t));
         let items: Vec<DocumentMeta> = matching
             .by_ref()
             .take(q.effective_page_size())
-            .map(|((_, _, n), (v, value))| DocumentMeta { name: n.clone(), version: v.to_string(), size: value.len() as u64 })
+            .map(|((_, _, n), (v, value))| DocumentMeta {
+                name: n.clone(),
+                version: v.to_string(),
+                size: value.len() as u64,
+            })
             .collect();
         let next_page_token = matching.next().and(items.last().map(|m| m.name.clone()));
-        Ok(ListPage { items, next_page_token })
+        Ok(ListPage {
+            items,
+            next_page_token,
+        })
     }
 
     async fn count(&self, q: &CountQuery) -> Result<u64, PluginError> {
@@ -150,15 +182,21 @@ struct MemorySecrets {
 impl Secrets for MemorySecrets {
     async fn resolve_one(&self, r: &SecretRef) -> Result<SecretBytes, PluginError> {
         let values = self.values.lock().unwrap();
-        let versions = values.get(&r.key).ok_or_else(|| PluginError::not_found(format!("secret '{}' not found", r.key)))?;
+        let versions = values
+            .get(&r.key)
+            .ok_or_else(|| PluginError::not_found(format!("secret '{}' not found", r.key)))?;
         let index = match &r.version {
             None => versions.len(),
-            Some(v) => v.parse::<usize>().map_err(|_| PluginError::not_found(format!("no version {v}")))?,
+            Some(v) => v
+                .parse::<usize>()
+                .map_err(|_| PluginError::not_found(format!("no version {v}")))?,
         };
         versions
             .get(index.wrapping_sub(1))
             .map(|v| SecretBytes::new(v.clone()))
-            .ok_or_else(|| PluginError::not_found(format!("secret '{}' has no version {index}", r.key)))
+            .ok_or_else(|| {
+                PluginError::not_found(format!("secret '{}' has no version {index}", r.key))
+            })
     }
 
     async fn put(&self, key: &str, value: SecretBytes) -> Result<Option<String>, PluginError> {
@@ -186,10 +224,16 @@ impl Secrets for MemorySecrets {
         let items: Vec<SecretMeta> = matching
             .by_ref()
             .take(effective_page_size(q.page_size))
-            .map(|(k, v)| SecretMeta { key: k.clone(), version: Some(v.len().to_string()) })
+            .map(|(k, v)| SecretMeta {
+                key: k.clone(),
+                version: Some(v.len().to_string()),
+            })
             .collect();
         let next_page_token = matching.next().and(items.last().map(|m| m.key.clone()));
-        Ok(SecretPage { items, next_page_token })
+        Ok(SecretPage {
+            items,
+            next_page_token,
+        })
     }
 }
 
@@ -203,13 +247,22 @@ struct Faulty<T: ?Sized> {
 #[async_trait]
 impl Storage for Faulty<dyn Storage> {
     fn capabilities(&self) -> Vec<Capability> {
-        if self.read_only { vec![Capability::StorageGet] } else { self.inner.capabilities() }
+        if self.read_only {
+            vec![Capability::StorageGet]
+        } else {
+            self.inner.capabilities()
+        }
     }
     async fn get(&self, key: &DocumentKey) -> Result<Document, PluginError> {
         inject(self.fault).await;
         self.inner.get(key).await
     }
-    async fn put(&self, key: &DocumentKey, value: Bytes, pre: Precondition) -> Result<String, PluginError> {
+    async fn put(
+        &self,
+        key: &DocumentKey,
+        value: Bytes,
+        pre: Precondition,
+    ) -> Result<String, PluginError> {
         inject(self.fault).await;
         self.inner.put(key, value, pre).await
     }
@@ -230,7 +283,11 @@ impl Storage for Faulty<dyn Storage> {
 #[async_trait]
 impl Secrets for Faulty<dyn Secrets> {
     fn capabilities(&self) -> Vec<Capability> {
-        if self.read_only { vec![Capability::SecretsResolve] } else { self.inner.capabilities() }
+        if self.read_only {
+            vec![Capability::SecretsResolve]
+        } else {
+            self.inner.capabilities()
+        }
     }
     async fn resolve_one(&self, r: &SecretRef) -> Result<SecretBytes, PluginError> {
         self.inner.resolve_one(r).await
@@ -305,7 +362,10 @@ fn raw_fault(fault: &str) -> Option<ExitCode> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |name: &str| {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
     };
     if let Some(fault) = arg("--fault")
         && let Some(code) = raw_fault(&fault)
@@ -328,7 +388,11 @@ fn main() -> ExitCode {
                 Some(root) => Arc::new(FilesystemStorage::new(format!("{root}/storage"))),
                 None => Arc::new(MemoryStorage::default()),
             };
-            Ok(Faulty { inner, fault: call_fault(config)?, read_only: read_only(config) })
+            Ok(Faulty {
+                inner,
+                fault: call_fault(config)?,
+                read_only: read_only(config),
+            })
         })
         .secrets(|config: &PluginConfig| {
             ignore_eof(config);
@@ -336,7 +400,11 @@ fn main() -> ExitCode {
                 Some(root) => Arc::new(FilesystemSecrets::new(format!("{root}/secrets"))),
                 None => Arc::new(MemorySecrets::default()),
             };
-            Ok(Faulty { inner, fault: call_fault(config)?, read_only: read_only(config) })
+            Ok(Faulty {
+                inner,
+                fault: call_fault(config)?,
+                read_only: read_only(config),
+            })
         })
         .run();
     if IGNORE_EOF.load(std::sync::atomic::Ordering::SeqCst) {

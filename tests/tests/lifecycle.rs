@@ -74,48 +74,114 @@ root = "{{root}}"
         assert_eq!(info.protocol_version, 1);
 
         let all_bytes: Vec<u8> = (0..=255).collect();
-        let v1 = storage.put(&key("wordpress"), all_bytes.clone(), Precondition::Absent).await.unwrap();
+        let v1 = storage
+            .put(&key("wordpress"), all_bytes.clone(), Precondition::Absent)
+            .await
+            .unwrap();
         let doc = storage.get(&key("wordpress")).await.unwrap();
         assert_eq!(doc.value.as_slice(), all_bytes.as_slice(), "{codec}");
         assert_eq!(doc.version, v1);
-        let e = storage.put(&key("wordpress"), b"x".to_vec(), Precondition::Absent).await.unwrap_err();
+        let e = storage
+            .put(&key("wordpress"), b"x".to_vec(), Precondition::Absent)
+            .await
+            .unwrap_err();
         assert_eq!(code(&e), ErrorCode::AlreadyExists, "{codec}: {e}");
-        let v2 = storage.put(&key("wordpress"), Vec::new(), Precondition::Version(v1.clone())).await.unwrap();
+        let v2 = storage
+            .put(
+                &key("wordpress"),
+                Vec::new(),
+                Precondition::Version(v1.clone()),
+            )
+            .await
+            .unwrap();
         assert_ne!(v1, v2);
-        let e = storage.put(&key("wordpress"), b"y".to_vec(), Precondition::Version(v1.clone())).await.unwrap_err();
+        let e = storage
+            .put(
+                &key("wordpress"),
+                b"y".to_vec(),
+                Precondition::Version(v1.clone()),
+            )
+            .await
+            .unwrap_err();
         assert_eq!(code(&e), ErrorCode::Conflict, "{codec}: {e}");
-        assert!(storage.get(&key("wordpress")).await.unwrap().value.is_empty());
+        assert!(
+            storage
+                .get(&key("wordpress"))
+                .await
+                .unwrap()
+                .value
+                .is_empty()
+        );
 
         for n in ["a1", "a2", "a3", "b1", "日本"] {
-            storage.put(&key(n), n.as_bytes().to_vec(), Precondition::Any).await.unwrap();
+            storage
+                .put(&key(n), n.as_bytes().to_vec(), Precondition::Any)
+                .await
+                .unwrap();
         }
         let first = storage
-            .list(&ListQuery { collection: "claims".into(), group: "dev".into(), prefix: "a".into(), page_size: 2, page_token: None })
+            .list(&ListQuery {
+                collection: "claims".into(),
+                group: "dev".into(),
+                prefix: "a".into(),
+                page_size: 2,
+                page_token: None,
+            })
             .await
             .unwrap();
-        assert_eq!(first.items.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["a1", "a2"]);
+        assert_eq!(
+            first
+                .items
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>(),
+            ["a1", "a2"]
+        );
         let second = storage
-            .list(&ListQuery { collection: "claims".into(), group: "dev".into(), prefix: "a".into(), page_size: 2, page_token: first.next_page_token })
+            .list(&ListQuery {
+                collection: "claims".into(),
+                group: "dev".into(),
+                prefix: "a".into(),
+                page_size: 2,
+                page_token: first.next_page_token,
+            })
             .await
             .unwrap();
-        assert_eq!(second.items.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["a3"]);
+        assert_eq!(
+            second
+                .items
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>(),
+            ["a3"]
+        );
         assert_eq!(second.next_page_token, None);
         let all = storage.list_all("claims", "dev", "").await.unwrap();
         assert_eq!(all.len(), 6);
         assert_eq!(all.last().unwrap().name, "日本");
         let count = storage
-            .count(&stowage_host::protocol::CountQuery { collection: "claims".into(), group: "dev".into(), prefix: "".into() })
+            .count(&stowage_host::protocol::CountQuery {
+                collection: "claims".into(),
+                group: "dev".into(),
+                prefix: "".into(),
+            })
             .await
             .unwrap();
         assert_eq!(count, 6);
-        let e = storage.delete(&key("a1"), Precondition::Version("0-stale".into())).await.unwrap_err();
+        let e = storage
+            .delete(&key("a1"), Precondition::Version("0-stale".into()))
+            .await
+            .unwrap_err();
         assert_eq!(code(&e), ErrorCode::Conflict);
         storage.delete(&key("a1"), Precondition::Any).await.unwrap();
         let e = storage.get(&key("a1")).await.unwrap_err();
         assert_eq!(code(&e), ErrorCode::NotFound, "{e}");
 
         let secrets = stowage.secrets(Some("tk")).unwrap();
-        secrets.put("db-password", SecretBytes::from("hunter2")).await.unwrap();
+        secrets
+            .put("db-password", SecretBytes::from("hunter2"))
+            .await
+            .unwrap();
         let answers = secrets
             .resolve(&[SecretRef::new("db-password"), SecretRef::new("missing")])
             .await
@@ -125,14 +191,21 @@ root = "{{root}}"
         let keys = secrets.list_all("db-").await.unwrap();
         assert_eq!(keys.len(), 1);
         secrets.delete("db-password").await.unwrap();
-        let e = secrets.resolve_one(&SecretRef::new("db-password")).await.unwrap_err();
+        let e = secrets
+            .resolve_one(&SecretRef::new("db-password"))
+            .await
+            .unwrap_err();
         assert_eq!(code(&e), ErrorCode::NotFound);
     }
 }
 
 fn plugin_error(e: Error) -> (String, Vec<String>) {
     match e {
-        Error::Plugin { message, stderr_tail, .. } => (message, stderr_tail),
+        Error::Plugin {
+            message,
+            stderr_tail,
+            ..
+        } => (message, stderr_tail),
         other => panic!("expected a plugin error, got {other}"),
     }
 }
@@ -146,26 +219,55 @@ fn faulty(fault: &str) -> (Stowage, tempfile::TempDir) {
 #[tokio::test]
 async fn a_plugin_that_exits_before_the_handshake_is_reported_with_its_stderr() {
     let (stowage, _home) = faulty("exit-before-handshake");
-    let e = stowage.storage(Some("f")).unwrap().get(&key("x")).await.unwrap_err();
+    let e = stowage
+        .storage(Some("f"))
+        .unwrap()
+        .get(&key("x"))
+        .await
+        .unwrap_err();
     let text = e.to_string();
     let (message, tail) = plugin_error(e);
     assert!(message.contains("exited before the handshake"), "{message}");
     assert!(message.contains("exit status 7"), "{message}");
-    assert!(tail.iter().any(|l| l.contains("cannot open /nonexistent/credentials")), "{tail:?}");
-    assert!(text.contains("backend 'f'") && text.contains("stowage-plugin-testkit"), "{text}");
+    assert!(
+        tail.iter()
+            .any(|l| l.contains("cannot open /nonexistent/credentials")),
+        "{tail:?}"
+    );
+    assert!(
+        text.contains("backend 'f'") && text.contains("stowage-plugin-testkit"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn a_garbage_handshake_is_quoted() {
     let (stowage, _home) = faulty("garbage-handshake");
-    let (message, _) = plugin_error(stowage.storage(Some("f")).unwrap().get(&key("x")).await.unwrap_err());
-    assert!(message.contains("\"Hello! I am not a plugin.\\n\""), "{message}");
+    let (message, _) = plugin_error(
+        stowage
+            .storage(Some("f"))
+            .unwrap()
+            .get(&key("x"))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        message.contains("\"Hello! I am not a plugin.\\n\""),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn a_version_the_host_did_not_offer_is_refused() {
     let (stowage, _home) = faulty("wrong-version");
-    let (message, _) = plugin_error(stowage.storage(Some("f")).unwrap().get(&key("x")).await.unwrap_err());
+    let (message, _) = plugin_error(
+        stowage
+            .storage(Some("f"))
+            .unwrap()
+            .get(&key("x"))
+            .await
+            .unwrap_err(),
+    );
     assert!(message.contains("chose protocol version 99"), "{message}");
 }
 
@@ -173,8 +275,16 @@ async fn a_version_the_host_did_not_offer_is_refused() {
 async fn a_plugin_that_never_handshakes_hits_the_deadline() {
     let (stowage, _home) = faulty("slow-start");
     let started = Instant::now();
-    let e = stowage.storage(Some("f")).unwrap().get(&key("x")).await.unwrap_err();
-    assert!(matches!(&e, Error::DeadlineExceeded { operation, .. } if operation == "the handshake"), "{e}");
+    let e = stowage
+        .storage(Some("f"))
+        .unwrap()
+        .get(&key("x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::DeadlineExceeded { operation, .. } if operation == "the handshake"),
+        "{e}"
+    );
     assert_eq!(code(&e), ErrorCode::DeadlineExceeded);
     // Not the plugin's 60 s sleep: the deadline (1 s) plus the kill.
     assert!(started.elapsed() < Duration::from_secs(20));
@@ -183,8 +293,18 @@ async fn a_plugin_that_never_handshakes_hits_the_deadline() {
 #[tokio::test]
 async fn garbage_frames_are_a_protocol_error() {
     let (stowage, _home) = faulty("garbage-frames");
-    let (message, tail) = plugin_error(stowage.storage(Some("f")).unwrap().get(&key("x")).await.unwrap_err());
-    assert!(message.contains("broke the protocol during configure"), "{message}");
+    let (message, tail) = plugin_error(
+        stowage
+            .storage(Some("f"))
+            .unwrap()
+            .get(&key("x"))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        message.contains("broke the protocol during configure"),
+        "{message}"
+    );
     assert!(tail.iter().any(|l| l.contains("garbage frame")), "{tail:?}");
 }
 
@@ -198,16 +318,34 @@ async fn a_missing_plugin_says_where_it_looked_and_how_to_install() {
     let text = e.to_string();
     assert!(matches!(e, Error::PluginNotFound { .. }));
     assert!(text.contains("stowage-plugin-does-not-exist"), "{text}");
-    assert!(text.contains(&home.path().join("plugins").display().to_string()), "{text}");
+    assert!(
+        text.contains(&home.path().join("plugins").display().to_string()),
+        "{text}"
+    );
     assert!(text.contains("cargo xtask install"), "{text}");
 }
 
 #[tokio::test]
 async fn a_crash_mid_call_reports_the_exit_and_stderr_tail() {
-    let (stowage, _home) = stowage("[storage.c]\npath = \"{testkit}\"\n[storage.c.config]\nfault = \"crash-on-call\"\n");
-    let (message, tail) = plugin_error(stowage.storage(Some("c")).unwrap().get(&key("x")).await.unwrap_err());
-    assert!(message.contains("exited (exit status 101) during storage.get"), "{message}");
-    assert!(tail.iter().any(|l| l.contains("about to crash on purpose")), "{tail:?}");
+    let (stowage, _home) = stowage(
+        "[storage.c]\npath = \"{testkit}\"\n[storage.c.config]\nfault = \"crash-on-call\"\n",
+    );
+    let (message, tail) = plugin_error(
+        stowage
+            .storage(Some("c"))
+            .unwrap()
+            .get(&key("x"))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        message.contains("exited (exit status 101) during storage.get"),
+        "{message}"
+    );
+    assert!(
+        tail.iter().any(|l| l.contains("about to crash on purpose")),
+        "{tail:?}"
+    );
 }
 
 #[tokio::test]
@@ -216,16 +354,31 @@ async fn a_hang_past_the_deadline_kills_the_whole_process_group() {
         "[storage.h]\npath = \"{testkit}\"\ntimeout = \"1s\"\n[storage.h.config]\nfault = \"hang-on-call\"\n",
     );
     let started = Instant::now();
-    let e = stowage.storage(Some("h")).unwrap().get(&key("x")).await.unwrap_err();
+    let e = stowage
+        .storage(Some("h"))
+        .unwrap()
+        .get(&key("x"))
+        .await
+        .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(10));
-    let Error::DeadlineExceeded { operation, stderr_tail, .. } = &e else { panic!("{e}") };
+    let Error::DeadlineExceeded {
+        operation,
+        stderr_tail,
+        ..
+    } = &e
+    else {
+        panic!("{e}")
+    };
     assert_eq!(operation, "storage.get");
     let grandchild: u32 = stderr_tail
         .iter()
         .find_map(|l| l.split("grandchild pid ").nth(1))
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("no grandchild pid in {stderr_tail:?}"));
-    assert!(wait_gone(grandchild, Duration::from_secs(5)), "grandchild {grandchild} survived the deadline kill");
+    assert!(
+        wait_gone(grandchild, Duration::from_secs(5)),
+        "grandchild {grandchild} survived the deadline kill"
+    );
 }
 
 #[tokio::test]
@@ -235,7 +388,10 @@ async fn stray_stdout_writes_do_not_corrupt_frames() {
     );
     let storage = stowage.storage(Some("n")).unwrap();
     for i in 0..5 {
-        storage.put(&key("x"), vec![i], Precondition::Any).await.unwrap();
+        storage
+            .put(&key("x"), vec![i], Precondition::Any)
+            .await
+            .unwrap();
     }
     assert_eq!(storage.get(&key("x")).await.unwrap().value.as_slice(), [4]);
     stowage.shutdown().await;
@@ -248,15 +404,24 @@ async fn keep_alive_reuses_one_process_for_many_calls() {
     let (stowage, _home) = stowage("[storage.m]\npath = \"{testkit}\"\nkeep-alive = \"30s\"\n");
     let storage = stowage.storage(Some("m")).unwrap();
     let backend = storage.plugin_backend().unwrap().clone();
-    storage.put(&key("x"), b"kept".to_vec(), Precondition::Absent).await.unwrap();
+    storage
+        .put(&key("x"), b"kept".to_vec(), Precondition::Absent)
+        .await
+        .unwrap();
     let pid = backend.kept_pid().await.expect("a kept process");
     for _ in 0..10 {
-        assert_eq!(storage.get(&key("x")).await.unwrap().value.as_slice(), b"kept");
+        assert_eq!(
+            storage.get(&key("x")).await.unwrap().value.as_slice(),
+            b"kept"
+        );
         assert_eq!(backend.kept_pid().await, Some(pid));
     }
     // A second handle to the same backend shares the process.
     let again = stowage.storage(Some("m")).unwrap();
-    assert_eq!(again.get(&key("x")).await.unwrap().value.as_slice(), b"kept");
+    assert_eq!(
+        again.get(&key("x")).await.unwrap().value.as_slice(),
+        b"kept"
+    );
     stowage.shutdown().await;
     assert!(wait_gone(pid, Duration::from_secs(5)));
 }
@@ -266,11 +431,17 @@ async fn a_kept_process_exits_after_its_idle_time() {
     let (stowage, _home) = stowage("[storage.m]\npath = \"{testkit}\"\nkeep-alive = \"300ms\"\n");
     let storage = stowage.storage(Some("m")).unwrap();
     let backend = storage.plugin_backend().unwrap().clone();
-    storage.put(&key("x"), b"v".to_vec(), Precondition::Any).await.unwrap();
+    storage
+        .put(&key("x"), b"v".to_vec(), Precondition::Any)
+        .await
+        .unwrap();
     let pid = backend.kept_pid().await.expect("a kept process");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(backend.kept_pid().await, None);
-    assert!(wait_gone(pid, Duration::from_secs(5)), "kept process {pid} did not exit when idle");
+    assert!(
+        wait_gone(pid, Duration::from_secs(5)),
+        "kept process {pid} did not exit when idle"
+    );
     // The next call starts a fresh process (memory is empty again).
     let e = storage.get(&key("x")).await.unwrap_err();
     assert_eq!(code(&e), ErrorCode::NotFound);
@@ -281,7 +452,10 @@ async fn a_kept_process_exits_after_its_idle_time() {
 async fn without_keep_alive_every_operation_gets_a_fresh_process() {
     let (stowage, _home) = stowage("[storage.m]\npath = \"{testkit}\"\n");
     let storage = stowage.storage(Some("m")).unwrap();
-    storage.put(&key("x"), b"v".to_vec(), Precondition::Any).await.unwrap();
+    storage
+        .put(&key("x"), b"v".to_vec(), Precondition::Any)
+        .await
+        .unwrap();
     assert_eq!(storage.plugin_backend().unwrap().kept_pid().await, None);
     let e = storage.get(&key("x")).await.unwrap_err();
     assert_eq!(code(&e), ErrorCode::NotFound, "{e}");
@@ -293,22 +467,35 @@ async fn a_plugin_that_ignores_stdin_eof_is_killed_after_the_grace_period() {
         "[storage.s]\npath = \"{testkit}\"\nkeep-alive = \"30s\"\n[storage.s.config]\nfault = \"ignore-eof\"\n",
     );
     let storage = stowage.storage(Some("s")).unwrap();
-    storage.put(&key("x"), b"v".to_vec(), Precondition::Any).await.unwrap();
+    storage
+        .put(&key("x"), b"v".to_vec(), Precondition::Any)
+        .await
+        .unwrap();
     let pid = storage.plugin_backend().unwrap().kept_pid().await.unwrap();
     let started = Instant::now();
     stowage.shutdown().await;
     let waited = started.elapsed();
-    assert!(waited >= stowage_host::process::EXIT_GRACE, "shutdown returned after {waited:?}");
+    assert!(
+        waited >= stowage_host::process::EXIT_GRACE,
+        "shutdown returned after {waited:?}"
+    );
     assert!(wait_gone(pid, Duration::from_secs(5)));
 }
 
 #[tokio::test]
 async fn the_host_never_calls_an_undeclared_capability() {
-    let (stowage, _home) = stowage("[secrets.ro]\npath = \"{testkit}\"\n[secrets.ro.config]\nread-only = true\n");
+    let (stowage, _home) =
+        stowage("[secrets.ro]\npath = \"{testkit}\"\n[secrets.ro.config]\nread-only = true\n");
     let secrets = stowage.secrets(Some("ro")).unwrap();
     let e = secrets.put("k", SecretBytes::from("v")).await.unwrap_err();
     assert!(
-        matches!(e, Error::Unsupported { capability: Capability::SecretsPut, .. }),
+        matches!(
+            e,
+            Error::Unsupported {
+                capability: Capability::SecretsPut,
+                ..
+            }
+        ),
         "{e}"
     );
     assert_eq!(e.to_string(), "backend 'ro' does not support secrets.put");
@@ -322,7 +509,9 @@ async fn describe_needs_no_config() {
         args: vec!["--codec".into(), "json".into()],
         env: Default::default(),
     };
-    let (info, handshake) = stowage_host::launcher::describe(&command, Duration::from_secs(10)).await.unwrap();
+    let (info, handshake) = stowage_host::launcher::describe(&command, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(info.name, "testkit");
     assert_eq!(handshake.codec, stowage_host::protocol::Codec::Json);
     assert_eq!(info.capabilities.len(), 9, "{:?}", info.capabilities);
@@ -336,6 +525,9 @@ fn run_by_hand_a_plugin_explains_itself_and_exits() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("a Stowage plugin") && stderr.contains("plugin = \"testkit\""), "{stderr}");
+    assert!(
+        stderr.contains("a Stowage plugin") && stderr.contains("plugin = \"testkit\""),
+        "{stderr}"
+    );
     assert!(out.stdout.is_empty());
 }

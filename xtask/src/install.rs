@@ -18,10 +18,15 @@ fn binaries() -> Result<Vec<(String, String)>, String> {
     let mut bins = Vec::new();
     for package in meta["packages"].as_array().into_iter().flatten() {
         for target in package["targets"].as_array().into_iter().flatten() {
-            let is_bin = target["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin"));
+            let is_bin = target["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"));
             let name = target["name"].as_str().unwrap_or_default();
             if is_bin && (name == "stowage" || name.starts_with("stowage-plugin-")) {
-                bins.push((package["name"].as_str().unwrap_or_default().to_owned(), name.to_owned()));
+                bins.push((
+                    package["name"].as_str().unwrap_or_default().to_owned(),
+                    name.to_owned(),
+                ));
             }
         }
     }
@@ -67,7 +72,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         match a.as_str() {
             "--dir" => dir = Some(PathBuf::from(it.next().ok_or("--dir needs a directory")?)),
             "--debug" => release = false,
-            other => return Err(format!("unknown argument {other:?} (expected --dir DIR, --debug)")),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (expected --dir DIR, --debug)"
+                ));
+            }
         }
     }
     let dir = match dir {
@@ -81,8 +90,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     for path in install(&dir, release)? {
         println!("installed {}", path.display());
     }
-    let on_path = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d == dir));
+    let on_path =
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d == dir));
     if !on_path {
         println!(
             "note: {} is not on PATH; add it, or put plugins in $STOWAGE_HOME/plugins",

@@ -13,7 +13,10 @@ pub enum Output {
 
 /// Prints a JSON value on stdout.
 pub fn json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 /// Writes raw bytes to stdout, adding a newline only for a terminal.
@@ -39,7 +42,13 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
         cells
             .into_iter()
             .enumerate()
-            .map(|(i, c)| if i == last { c } else { format!("{c:<w$}", w = widths[i]) })
+            .map(|(i, c)| {
+                if i == last {
+                    c
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
             .collect::<Vec<_>>()
             .join("  ")
     };

@@ -33,24 +33,90 @@ fn stderr(o: &Output) -> String {
 fn documents_round_trip_with_documented_exit_codes() {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
-    let put = run(h, &["storage", "put", "installations", "wordpress", "-g", "dev", "--if-absent"], b"{\"v\":1}");
+    let put = run(
+        h,
+        &[
+            "storage",
+            "put",
+            "installations",
+            "wordpress",
+            "-g",
+            "dev",
+            "--if-absent",
+        ],
+        b"{\"v\":1}",
+    );
     assert!(put.status.success(), "{}", stderr(&put));
     let version = stdout(&put).trim().to_owned();
 
-    let get = run(h, &["storage", "get", "installations", "wordpress", "-g", "dev"], b"");
+    let get = run(
+        h,
+        &["storage", "get", "installations", "wordpress", "-g", "dev"],
+        b"",
+    );
     assert_eq!(get.stdout, b"{\"v\":1}");
 
-    let again = run(h, &["storage", "put", "installations", "wordpress", "-g", "dev", "--if-absent"], b"x");
+    let again = run(
+        h,
+        &[
+            "storage",
+            "put",
+            "installations",
+            "wordpress",
+            "-g",
+            "dev",
+            "--if-absent",
+        ],
+        b"x",
+    );
     assert_eq!(again.status.code(), Some(4), "{}", stderr(&again));
     assert!(stderr(&again).contains("already_exists"));
 
-    let stale = run(h, &["storage", "put", "installations", "wordpress", "-g", "dev", "--if-version", "0-stale"], b"x");
+    let stale = run(
+        h,
+        &[
+            "storage",
+            "put",
+            "installations",
+            "wordpress",
+            "-g",
+            "dev",
+            "--if-version",
+            "0-stale",
+        ],
+        b"x",
+    );
     assert_eq!(stale.status.code(), Some(4));
 
-    let ok = run(h, &["storage", "put", "installations", "wordpress", "-g", "dev", "--if-version", &version], b"v2");
+    let ok = run(
+        h,
+        &[
+            "storage",
+            "put",
+            "installations",
+            "wordpress",
+            "-g",
+            "dev",
+            "--if-version",
+            &version,
+        ],
+        b"v2",
+    );
     assert!(ok.status.success(), "{}", stderr(&ok));
 
-    let list = run(h, &["--output", "json", "storage", "list", "installations", "-g", "dev"], b"");
+    let list = run(
+        h,
+        &[
+            "--output",
+            "json",
+            "storage",
+            "list",
+            "installations",
+            "-g",
+            "dev",
+        ],
+        b"",
+    );
     let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(v["items"][0]["name"], "wordpress");
     assert_eq!(v["items"][0]["size"], 2);
@@ -61,9 +127,29 @@ fn documents_round_trip_with_documented_exit_codes() {
     let missing = run(h, &["storage", "get", "installations", "nope"], b"");
     assert_eq!(missing.status.code(), Some(3));
 
-    let del = run(h, &["storage", "delete", "installations", "wordpress", "-g", "dev"], b"");
+    let del = run(
+        h,
+        &[
+            "storage",
+            "delete",
+            "installations",
+            "wordpress",
+            "-g",
+            "dev",
+        ],
+        b"",
+    );
     assert!(del.status.success());
-    assert_eq!(run(h, &["storage", "get", "installations", "wordpress", "-g", "dev"], b"").status.code(), Some(3));
+    assert_eq!(
+        run(
+            h,
+            &["storage", "get", "installations", "wordpress", "-g", "dev"],
+            b""
+        )
+        .status
+        .code(),
+        Some(3)
+    );
 }
 
 #[test]
@@ -71,7 +157,11 @@ fn secret_values_are_shown_only_with_reveal_and_stored_0600() {
     use std::os::unix::fs::PermissionsExt as _;
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
-    let set = run(h, &["secrets", "set", "db-password"], b"hunter2-very-secret");
+    let set = run(
+        h,
+        &["secrets", "set", "db-password"],
+        b"hunter2-very-secret",
+    );
     assert!(set.status.success(), "{}", stderr(&set));
     assert!(!stdout(&set).contains("hunter2") && !stderr(&set).contains("hunter2"));
 
@@ -88,13 +178,27 @@ fn secret_values_are_shown_only_with_reveal_and_stored_0600() {
     assert!(stdout(&list).contains("db-password") && !stdout(&list).contains("hunter2"));
 
     let dir = h.join("secrets");
-    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     for entry in std::fs::read_dir(&dir).unwrap() {
         let mode = entry.unwrap().metadata().unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
 
-    let host = run(h, &["secrets", "get", "-b", "host", "value:abc", "env:STOWAGE_SURELY_UNSET"], b"");
+    let host = run(
+        h,
+        &[
+            "secrets",
+            "get",
+            "-b",
+            "host",
+            "value:abc",
+            "env:STOWAGE_SURELY_UNSET",
+        ],
+        b"",
+    );
     assert_eq!(host.status.code(), Some(3), "{}", stderr(&host));
     assert!(stdout(&host).contains("value:abc: resolved (3 bytes"));
 }
@@ -103,7 +207,11 @@ fn secret_values_are_shown_only_with_reveal_and_stored_0600() {
 fn config_errors_name_file_line_and_key() {
     let home = tempfile::tempdir().unwrap();
     let config = home.path().join("config.toml");
-    std::fs::write(&config, "[storage.team]\nplugin = \"blob\"\ntimout = \"5s\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "[storage.team]\nplugin = \"blob\"\ntimout = \"5s\"\n",
+    )
+    .unwrap();
     let out = run(home.path(), &["storage", "list", "claims"], b"");
     assert_eq!(out.status.code(), Some(5));
     let err = stderr(&out);
@@ -113,9 +221,17 @@ fn config_errors_name_file_line_and_key() {
     std::fs::write(&config, "default-storage = \"nowhere\"\n").unwrap();
     let out = run(home.path(), &["storage", "list", "claims"], b"");
     assert_eq!(out.status.code(), Some(5));
-    assert!(stderr(&out).contains(":1: key `default-storage`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(":1: key `default-storage`"),
+        "{}",
+        stderr(&out)
+    );
 
-    let out = run(home.path(), &["--config", "/nonexistent/stowage.toml", "config", "show"], b"");
+    let out = run(
+        home.path(),
+        &["--config", "/nonexistent/stowage.toml", "config", "show"],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(5));
     assert!(stderr(&out).contains("/nonexistent/stowage.toml"));
 }
@@ -131,8 +247,14 @@ fn config_show_never_prints_credentials() {
     let out = run(home.path(), &["config", "show", "--source"], b"");
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(!text.contains("plaintext-cred-1") && !text.contains("plaintext-cred-2"), "{text}");
-    assert!(text.contains("team") && text.contains("plugin:blob"), "{text}");
+    assert!(
+        !text.contains("plaintext-cred-1") && !text.contains("plaintext-cred-2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("team") && text.contains("plugin:blob"),
+        "{text}"
+    );
     let json = run(home.path(), &["--output", "json", "config", "show"], b"");
     assert!(!stdout(&json).contains("plaintext-cred"));
 }
@@ -146,13 +268,22 @@ fn config_init_writes_a_starter_that_parses() {
     let again = run(home.path(), &["config", "init"], b"");
     assert_eq!(again.status.code(), Some(5));
     let check = run(home.path(), &["config", "check"], b"");
-    assert!(check.status.success(), "{}{}", stdout(&check), stderr(&check));
+    assert!(
+        check.status.success(),
+        "{}{}",
+        stdout(&check),
+        stderr(&check)
+    );
 }
 
 #[test]
 fn a_missing_plugin_is_a_plugin_error() {
     let home = tempfile::tempdir().unwrap();
-    std::fs::write(home.path().join("config.toml"), "[secrets.v]\nplugin = \"nope\"\n").unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        "[secrets.v]\nplugin = \"nope\"\n",
+    )
+    .unwrap();
     let out = run(home.path(), &["secrets", "get", "-b", "v", "x"], b"");
     assert_eq!(out.status.code(), Some(6));
     assert!(stderr(&out).contains("stowage-plugin-nope"));
@@ -169,14 +300,26 @@ fn concurrent_conditional_writes_from_two_processes_have_one_winner() {
     for round in 0..20 {
         let spawn = |who: &str| {
             let mut child = Command::new(STOWAGE)
-                .args(["storage", "put", "locks", "install", "--if-version", &version])
+                .args([
+                    "storage",
+                    "put",
+                    "locks",
+                    "install",
+                    "--if-version",
+                    &version,
+                ])
                 .env("STOWAGE_HOME", h)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            child.stdin.take().unwrap().write_all(who.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(who.as_bytes())
+                .unwrap();
             child
         };
         let (a, b) = (spawn("a"), spawn("b"));

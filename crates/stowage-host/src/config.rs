@@ -424,7 +424,11 @@ fn build_backend(
     };
     let timeout = duration("timeout", raw.timeout)?.unwrap_or(DEFAULT_TIMEOUT);
     if timeout.is_zero() {
-        return Err(locate.error(at, Some(format!("{section}.timeout")), "must be above zero".into()));
+        return Err(locate.error(
+            at,
+            Some(format!("{section}.timeout")),
+            "must be above zero".into(),
+        ));
     }
     let keep_alive = duration("keep-alive", raw.keep_alive)?.filter(|d| !d.is_zero());
 
@@ -459,7 +463,12 @@ fn expand_table(
 ) -> Result<toml::Table> {
     table
         .iter()
-        .map(|(k, v)| Ok((k.clone(), expand_value(v, &format!("{prefix}.{k}"), expand)?)))
+        .map(|(k, v)| {
+            Ok((
+                k.clone(),
+                expand_value(v, &format!("{prefix}.{k}"), expand)?,
+            ))
+        })
         .collect()
 }
 
@@ -551,7 +560,11 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
         .find(|l| l.starts_with('[') && l.ends_with(']'))
         .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
     if line.starts_with('[') {
-        return Some(line.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+        return Some(
+            line.trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned(),
+        );
     }
     let key = line.split('=').next()?.trim();
     if key.is_empty() {
@@ -589,7 +602,9 @@ pub fn is_sensitive_key(key: &str) -> bool {
 /// not kept (redacting line by line would miss inline tables).
 pub fn redacted_source(text: &str) -> String {
     fn is_reference(v: &toml::Value) -> bool {
-        v.as_str().is_some_and(|s| s.starts_with("${env:") && s.ends_with('}') && s.matches("${").count() == 1)
+        v.as_str().is_some_and(|s| {
+            s.starts_with("${env:") && s.ends_with('}') && s.matches("${").count() == 1
+        })
     }
     fn redact(value: &mut toml::Value, all: bool) {
         match value {
@@ -597,7 +612,9 @@ pub fn redacted_source(text: &str) -> String {
                 for (k, v) in t.iter_mut() {
                     let sensitive = all || is_sensitive_key(k);
                     match v {
-                        toml::Value::Table(_) | toml::Value::Array(_) => redact(v, sensitive || k == "env"),
+                        toml::Value::Table(_) | toml::Value::Array(_) => {
+                            redact(v, sensitive || k == "env")
+                        }
                         _ if sensitive && !is_reference(v) => {
                             *v = toml::Value::String("<redacted>".into());
                         }
@@ -609,7 +626,9 @@ pub fn redacted_source(text: &str) -> String {
                 for v in items {
                     match v {
                         toml::Value::Table(_) | toml::Value::Array(_) => redact(v, all),
-                        _ if all && !is_reference(v) => *v = toml::Value::String("<redacted>".into()),
+                        _ if all && !is_reference(v) => {
+                            *v = toml::Value::String("<redacted>".into())
+                        }
                         _ => {}
                     }
                 }
@@ -632,7 +651,11 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config> {
-        Config::parse(text, Some(Path::new("/etc/stowage.toml")), PathBuf::from("/h"))
+        Config::parse(
+            text,
+            Some(Path::new("/etc/stowage.toml")),
+            PathBuf::from("/h"),
+        )
     }
 
     fn config_error(text: &str) -> ConfigError {
@@ -711,8 +734,13 @@ nested = { a = [1, "x"] }
         // SAFETY: test-only variable name, not read concurrently by other tests.
         unsafe { std::env::set_var("STOWAGE_TEST_BUCKET", "b1") };
         let c = parse("[storage.t]\nplugin = \"blob\"\n[storage.t.config]\nurl = \"s3://${env:STOWAGE_TEST_BUCKET}/x $${literal}\"\n").unwrap();
-        assert_eq!(c.storage["t"].settings.0["url"].as_str(), Some("s3://b1/x ${literal}"));
-        let e = config_error("[storage.t]\nplugin = \"blob\"\n\n[storage.t.config]\nurl = \"${env:STOWAGE_TEST_UNSET_VAR}\"\n");
+        assert_eq!(
+            c.storage["t"].settings.0["url"].as_str(),
+            Some("s3://b1/x ${literal}")
+        );
+        let e = config_error(
+            "[storage.t]\nplugin = \"blob\"\n\n[storage.t.config]\nurl = \"${env:STOWAGE_TEST_UNSET_VAR}\"\n",
+        );
         assert_eq!(e.line, Some(5));
         assert!(e.message.contains("STOWAGE_TEST_UNSET_VAR"));
     }
@@ -720,13 +748,21 @@ nested = { a = [1, "x"] }
     #[test]
     fn relative_paths_resolve_against_the_config_file() {
         let c = parse("[secrets.x]\npath = \"bin/p\"\n").unwrap();
-        assert_eq!(c.secrets["x"].kind, BackendKind::Path(PathBuf::from("/etc/bin/p")));
+        assert_eq!(
+            c.secrets["x"].kind,
+            BackendKind::Path(PathBuf::from("/etc/bin/p"))
+        );
     }
 
     #[test]
     fn show_redacts_inline_secrets_but_not_references() {
-        let shown = redacted_source("[storage.a]\nplugin = \"p\"\nenv = { K = \"inline-cred\" }\n[storage.a.config]\naccount-key = \"abc\"\nsas-token = \"${env:SAS}\"\nurl = \"x\"\n");
-        assert!(!shown.contains("abc") && !shown.contains("inline-cred"), "{shown}");
+        let shown = redacted_source(
+            "[storage.a]\nplugin = \"p\"\nenv = { K = \"inline-cred\" }\n[storage.a.config]\naccount-key = \"abc\"\nsas-token = \"${env:SAS}\"\nurl = \"x\"\n",
+        );
+        assert!(
+            !shown.contains("abc") && !shown.contains("inline-cred"),
+            "{shown}"
+        );
         assert!(shown.contains("${env:SAS}"));
         assert!(shown.contains("url = \"x\""));
     }

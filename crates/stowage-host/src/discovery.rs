@@ -82,7 +82,9 @@ pub struct Installed {
 pub fn installed_plugins(config: &Config) -> Installed {
     let mut found = Installed::default();
     for dir in search_dirs(config) {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         let mut names: Vec<_> = entries.flatten().map(|e| e.path()).collect();
         names.sort();
         for path in names {
@@ -97,10 +99,11 @@ pub fn installed_plugins(config: &Config) -> Installed {
             if name.is_empty() || !is_executable(&path) {
                 continue;
             }
-            if found.plugins.contains_key(&name) {
-                found.shadowed.push(path);
-            } else {
-                found.plugins.insert(name, path);
+            match found.plugins.entry(name) {
+                std::collections::btree_map::Entry::Occupied(_) => found.shadowed.push(path),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(path);
+                }
             }
         }
     }

@@ -110,8 +110,10 @@ impl StorageHandle {
             }
             StorageImpl::Plugin(p) => {
                 let key = key.clone();
-                p.call(Capability::StorageGet, |c, ctx| async move { c.storage_get(ctx, key).await })
-                    .await
+                p.call(Capability::StorageGet, |c, ctx| async move {
+                    c.storage_get(ctx, key).await
+                })
+                .await
             }
         }
     }
@@ -126,11 +128,13 @@ impl StorageHandle {
         key.validate().map_err(backend_error(&self.name))?;
         let value = value.into();
         if value.len() > stowage_protocol::MAX_VALUE_LEN {
-            return Err(backend_error(&self.name)(PluginError::invalid_argument(format!(
-                "value is {} bytes; the limit is {} bytes",
-                value.len(),
-                stowage_protocol::MAX_VALUE_LEN
-            ))));
+            return Err(backend_error(&self.name)(PluginError::invalid_argument(
+                format!(
+                    "value is {} bytes; the limit is {} bytes",
+                    value.len(),
+                    stowage_protocol::MAX_VALUE_LEN
+                ),
+            )));
         }
         match &self.inner {
             StorageImpl::Builtin(s) => {
@@ -176,7 +180,8 @@ impl StorageHandle {
 
     /// One page of a listing.
     pub async fn list(&self, query: &ListQuery) -> Result<ListPage> {
-        stowage_protocol::validate_collection(&query.collection).map_err(backend_error(&self.name))?;
+        stowage_protocol::validate_collection(&query.collection)
+            .map_err(backend_error(&self.name))?;
         match &self.inner {
             StorageImpl::Builtin(s) => {
                 require(&self.name, &s.capabilities(), Capability::StorageList)?;
@@ -184,15 +189,22 @@ impl StorageHandle {
             }
             StorageImpl::Plugin(p) => {
                 let query = query.clone();
-                p.call(Capability::StorageList, |c, ctx| async move { c.storage_list(ctx, query).await })
-                    .await
+                p.call(Capability::StorageList, |c, ctx| async move {
+                    c.storage_list(ctx, query).await
+                })
+                .await
             }
         }
     }
 
     /// Every document of a collection and group whose name starts with `prefix`, following
     /// pages (with a kept-alive plugin, all pages go through one process).
-    pub async fn list_all(&self, collection: &str, group: &str, prefix: &str) -> Result<Vec<DocumentMeta>> {
+    pub async fn list_all(
+        &self,
+        collection: &str,
+        group: &str,
+        prefix: &str,
+    ) -> Result<Vec<DocumentMeta>> {
         let mut query = ListQuery {
             collection: collection.to_owned(),
             group: group.to_owned(),
@@ -213,7 +225,8 @@ impl StorageHandle {
 
     /// How many documents match.
     pub async fn count(&self, query: &CountQuery) -> Result<u64> {
-        stowage_protocol::validate_collection(&query.collection).map_err(backend_error(&self.name))?;
+        stowage_protocol::validate_collection(&query.collection)
+            .map_err(backend_error(&self.name))?;
         match &self.inner {
             StorageImpl::Builtin(s) => {
                 require(&self.name, &s.capabilities(), Capability::StorageCount)?;
@@ -221,8 +234,10 @@ impl StorageHandle {
             }
             StorageImpl::Plugin(p) => {
                 let query = query.clone();
-                p.call(Capability::StorageCount, |c, ctx| async move { c.storage_count(ctx, query).await })
-                    .await
+                p.call(Capability::StorageCount, |c, ctx| async move {
+                    c.storage_count(ctx, query).await
+                })
+                .await
             }
         }
     }
@@ -311,8 +326,10 @@ impl SecretsHandle {
             }
             SecretsImpl::Plugin(p) => {
                 let key = key.to_owned();
-                p.call(Capability::SecretsPut, |c, ctx| async move { c.secrets_put(ctx, key, value).await })
-                    .await
+                p.call(Capability::SecretsPut, |c, ctx| async move {
+                    c.secrets_put(ctx, key, value).await
+                })
+                .await
             }
         }
     }
@@ -327,8 +344,10 @@ impl SecretsHandle {
             }
             SecretsImpl::Plugin(p) => {
                 let key = key.to_owned();
-                p.call(Capability::SecretsDelete, |c, ctx| async move { c.secrets_delete(ctx, key).await })
-                    .await
+                p.call(Capability::SecretsDelete, |c, ctx| async move {
+                    c.secrets_delete(ctx, key).await
+                })
+                .await
             }
         }
     }
@@ -342,8 +361,10 @@ impl SecretsHandle {
             }
             SecretsImpl::Plugin(p) => {
                 let query = query.clone();
-                p.call(Capability::SecretsList, |c, ctx| async move { c.secrets_list(ctx, query).await })
-                    .await
+                p.call(Capability::SecretsList, |c, ctx| async move {
+                    c.secrets_list(ctx, query).await
+                })
+                .await
             }
         }
     }

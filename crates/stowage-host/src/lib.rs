@@ -124,8 +124,12 @@ impl Stowage {
 
     fn plugin_backend(&self, spec: &BackendSpec) -> Result<PluginBackend> {
         let program = discovery::program_for(&self.config, spec)?;
-        let config_json = serde_json::to_string(&spec.settings.0)
-            .map_err(|e| Error::config(format!("backend '{}': config is not representable: {e}", spec.name)))?;
+        let config_json = serde_json::to_string(&spec.settings.0).map_err(|e| {
+            Error::config(format!(
+                "backend '{}': config is not representable: {e}",
+                spec.name
+            ))
+        })?;
         Ok(PluginBackend::new(
             PluginCommand {
                 backend: spec.name.clone(),

@@ -101,7 +101,14 @@ impl PluginProcess {
         let line = match tokio::time::timeout(deadline, read_handshake_line(&mut stdout)).await {
             Ok(Ok(line)) => line,
             Ok(Err(e)) => {
-                return Err(fail_start(command, &program, child, &stderr, format!("reading its handshake failed: {e}")).await);
+                return Err(fail_start(
+                    command,
+                    &program,
+                    child,
+                    &stderr,
+                    format!("reading its handshake failed: {e}"),
+                )
+                .await);
             }
             Err(_) => {
                 kill_group(pid);
@@ -166,12 +173,16 @@ impl PluginProcess {
         let info = match configure {
             Some(configure) => {
                 process
-                    .call("configure", remaining, |c, ctx| async move { c.configure(ctx, configure).await })
+                    .call("configure", remaining, |c, ctx| async move {
+                        c.configure(ctx, configure).await
+                    })
                     .await
             }
             None => {
                 process
-                    .call("describe", remaining, |c, ctx| async move { c.describe(ctx).await })
+                    .call("describe", remaining, |c, ctx| async move {
+                        c.describe(ctx).await
+                    })
                     .await
             }
         };
@@ -204,7 +215,10 @@ impl PluginProcess {
 
     /// Whether the plugin declared `capability`.
     pub fn supports(&self, capability: Capability) -> bool {
-        self.info.capabilities.iter().any(|c| c == capability.as_str())
+        self.info
+            .capabilities
+            .iter()
+            .any(|c| c == capability.as_str())
     }
 
     /// Whether the process can take more calls (no crash, no deadline kill).
@@ -219,7 +233,12 @@ impl PluginProcess {
         F: FnOnce(StowagePluginClient, Context) -> Fut,
         Fut: Future<Output = Result<Result<T, PluginError>, RpcError>>,
     {
-        let Some(client) = self.client.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+        let Some(client) = self
+            .client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
             return Err(self.plugin_error(format!("{operation} called after shutdown"), Vec::new()));
         };
         let mut ctx = tarpc::context::current();
@@ -254,7 +273,10 @@ impl PluginProcess {
                     Some(status) => format!("it exited ({}) during {operation}", describe(status)),
                     None => {
                         kill_group(self.pid);
-                        format!("it broke the protocol during {operation}: {}", rpc_detail(&e))
+                        format!(
+                            "it broke the protocol during {operation}: {}",
+                            rpc_detail(&e)
+                        )
                     }
                 };
                 Err(self.plugin_error(message, self.stderr.tail_at_exit(STDERR_DRAIN).await))
@@ -288,7 +310,10 @@ impl PluginProcess {
 
     async fn exit_status_within(&self, wait: Duration) -> Option<ExitStatus> {
         let mut child = self.child.lock().await;
-        tokio::time::timeout(wait, child.wait()).await.ok().and_then(Result::ok)
+        tokio::time::timeout(wait, child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 
     fn plugin_error(&self, message: String, stderr_tail: Vec<String>) -> Error {
@@ -312,7 +337,9 @@ impl Drop for PluginProcess {
     }
 }
 
-async fn read_handshake_line<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> std::io::Result<Vec<u8>> {
+async fn read_handshake_line<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+) -> std::io::Result<Vec<u8>> {
     let mut line = Vec::new();
     (&mut *reader)
         .take(handshake::MAX_HANDSHAKE_LEN as u64)

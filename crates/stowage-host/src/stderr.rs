@@ -105,7 +105,10 @@ fn emit(backend: &str, line: &str) -> String {
             ) {
                 continue;
             }
-            extra.push(format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)));
+            extra.push(format!(
+                "{k}={}",
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+            ));
         }
     }
     let text = if extra.is_empty() {
@@ -114,7 +117,9 @@ fn emit(backend: &str, line: &str) -> String {
         format!("{message} {}", extra.join(" "))
     };
     match level.as_str() {
-        "error" | "fatal" | "critical" => tracing::error!(target: "stowage::plugin", backend, "{text}"),
+        "error" | "fatal" | "critical" => {
+            tracing::error!(target: "stowage::plugin", backend, "{text}")
+        }
         "warn" | "warning" => tracing::warn!(target: "stowage::plugin", backend, "{text}"),
         "debug" => tracing::debug!(target: "stowage::plugin", backend, "{text}"),
         "trace" => tracing::trace!(target: "stowage::plugin", backend, "{text}"),

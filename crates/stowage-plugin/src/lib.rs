@@ -41,8 +41,8 @@ pub use async_trait::async_trait;
 pub use config::PluginConfig;
 pub use stowage_protocol::{
     self as protocol, Bytes, Capability, Codec, CountQuery, Document, DocumentKey, DocumentMeta,
-    ErrorCode, ListPage, ListQuery, PluginError, Precondition, Role, SecretBytes,
-    SecretListQuery, SecretMeta, SecretPage, SecretRef, SecretResult, Secrets, Storage,
+    ErrorCode, ListPage, ListQuery, PluginError, Precondition, Role, SecretBytes, SecretListQuery,
+    SecretMeta, SecretPage, SecretRef, SecretResult, Secrets, Storage,
 };
 pub use tracing;
 
@@ -127,8 +127,7 @@ impl Plugin {
         let offered = std::env::var(handshake::VERSIONS_ENV)
             .map(|v| handshake::parse_versions(&v))
             .unwrap_or_default();
-        let Some(version) =
-            handshake::negotiate(&offered, stowage_protocol::SUPPORTED_VERSIONS)
+        let Some(version) = handshake::negotiate(&offered, stowage_protocol::SUPPORTED_VERSIONS)
         else {
             eprintln!(
                 "stowage-plugin-{}: the host offers protocol versions {:?}, this plugin speaks {:?}; \
@@ -144,7 +143,10 @@ impl Plugin {
         let stdio = match stdio::ProtocolStdio::take() {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("stowage-plugin-{}: cannot set up the protocol stream: {e}", self.name);
+                eprintln!(
+                    "stowage-plugin-{}: cannot set up the protocol stream: {e}",
+                    self.name
+                );
                 return ExitCode::from(1);
             }
         };
@@ -154,7 +156,10 @@ impl Plugin {
         {
             Ok(rt) => rt,
             Err(e) => {
-                eprintln!("stowage-plugin-{}: cannot start the async runtime: {e}", self.name);
+                eprintln!(
+                    "stowage-plugin-{}: cannot start the async runtime: {e}",
+                    self.name
+                );
                 return ExitCode::from(1);
             }
         };

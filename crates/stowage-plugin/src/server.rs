@@ -88,7 +88,11 @@ fn check_value(len: usize) -> Result<(), PluginError> {
 }
 
 impl StowagePlugin for PluginServer {
-    async fn configure(self, _: Context, request: ConfigureRequest) -> Result<PluginInfo, PluginError> {
+    async fn configure(
+        self,
+        _: Context,
+        request: ConfigureRequest,
+    ) -> Result<PluginInfo, PluginError> {
         let state = &self.0;
         if state.backend.get().is_some() {
             return Err(PluginError::invalid_argument(
@@ -202,7 +206,9 @@ impl StowagePlugin for PluginServer {
             .map(|check| match check {
                 Err(e) => Err(e),
                 Ok(()) => answers.next().unwrap_or_else(|| {
-                    Err(PluginError::internal("the backend answered fewer references than asked"))
+                    Err(PluginError::internal(
+                        "the backend answered fewer references than asked",
+                    ))
                 }),
             })
             .collect()
@@ -224,7 +230,11 @@ impl StowagePlugin for PluginServer {
         self.secrets(Capability::SecretsDelete)?.delete(&key).await
     }
 
-    async fn secrets_list(self, _: Context, query: SecretListQuery) -> Result<SecretPage, PluginError> {
+    async fn secrets_list(
+        self,
+        _: Context,
+        query: SecretListQuery,
+    ) -> Result<SecretPage, PluginError> {
         self.secrets(Capability::SecretsList)?.list(&query).await
     }
 

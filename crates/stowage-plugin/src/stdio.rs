@@ -48,8 +48,9 @@ impl ProtocolStdio {
     /// The protocol stream as one async duplex value. Must run inside a tokio runtime.
     pub(crate) fn into_async(
         self,
-    ) -> io::Result<tokio::io::Join<Box<dyn AsyncRead + Unpin + Send>, Box<dyn AsyncWrite + Unpin + Send>>>
-    {
+    ) -> io::Result<
+        tokio::io::Join<Box<dyn AsyncRead + Unpin + Send>, Box<dyn AsyncWrite + Unpin + Send>>,
+    > {
         use tokio::net::unix::pipe;
         // Pipes (what a host gives us) get tokio's non-blocking pipe driver; anything else
         // (a file, a socket) falls back to tokio's blocking-pool file wrapper.
@@ -73,5 +74,7 @@ fn is_fifo(fd: &OwnedFd) -> bool {
         // SAFETY: borrowed view of a valid descriptor; ManuallyDrop keeps it open.
         unsafe { File::from_raw_fd(fd.as_raw_fd()) },
     );
-    file.metadata().map(|m| m.file_type().is_fifo()).unwrap_or(false)
+    file.metadata()
+        .map(|m| m.file_type().is_fifo())
+        .unwrap_or(false)
 }

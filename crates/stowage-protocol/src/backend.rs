@@ -41,8 +41,11 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Deletes a document if `precondition` holds. `not_found` if it does not exist
     /// (under `Any`), `conflict` if the version does not match.
-    async fn delete(&self, key: &DocumentKey, precondition: Precondition)
-    -> Result<(), PluginError>;
+    async fn delete(
+        &self,
+        key: &DocumentKey,
+        precondition: Precondition,
+    ) -> Result<(), PluginError>;
 
     /// One page of documents, by ascending name.
     async fn list(&self, query: &ListQuery) -> Result<ListPage, PluginError>;
@@ -104,6 +107,8 @@ pub trait Secrets: Send + Sync + 'static {
     /// One page of keys, ascending.
     async fn list(&self, query: &SecretListQuery) -> Result<SecretPage, PluginError> {
         let _ = query;
-        Err(PluginError::unsupported("this backend cannot list its secrets"))
+        Err(PluginError::unsupported(
+            "this backend cannot list its secrets",
+        ))
     }
 }

@@ -74,7 +74,10 @@ fn bincode_options() -> impl bincode::Options {
 }
 
 fn invalid_data(e: impl fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("undecodable frame: {e}"))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("undecodable frame: {e}"),
+    )
 }
 
 impl fmt::Display for Codec {
@@ -90,7 +93,9 @@ impl FromStr for Codec {
         match s {
             "bincode" => Ok(Codec::Bincode),
             "json" => Ok(Codec::Json),
-            other => Err(format!("unknown codec {other:?} (expected bincode or json)")),
+            other => Err(format!(
+                "unknown codec {other:?} (expected bincode or json)"
+            )),
         }
     }
 }
@@ -122,7 +127,8 @@ pub fn length_codec() -> LengthDelimitedCodec {
 
 /// A tarpc transport over any byte stream (a plugin's stdin/stdout, a socket, a duplex
 /// pipe in tests) with the contract's framing and the given codec.
-pub type Transport<Io, Item, SinkItem> = tarpc::serde_transport::Transport<Io, Item, SinkItem, Codec>;
+pub type Transport<Io, Item, SinkItem> =
+    tarpc::serde_transport::Transport<Io, Item, SinkItem, Codec>;
 
 /// Wraps a byte stream into a tarpc transport.
 pub fn transport<Io, Item, SinkItem>(io: Io, codec: Codec) -> Transport<Io, Item, SinkItem>

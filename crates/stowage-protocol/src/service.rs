@@ -31,7 +31,10 @@ pub trait StowagePlugin {
     ) -> Result<String, PluginError>;
 
     /// `storage.delete`: deletes if the precondition holds (`Absent` is invalid here).
-    async fn storage_delete(key: DocumentKey, precondition: Precondition) -> Result<(), PluginError>;
+    async fn storage_delete(
+        key: DocumentKey,
+        precondition: Precondition,
+    ) -> Result<(), PluginError>;
 
     /// `storage.list`: one page of names in a collection and group.
     async fn storage_list(query: ListQuery) -> Result<ListPage, PluginError>;

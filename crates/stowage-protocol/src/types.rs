@@ -307,7 +307,11 @@ mod tests {
     #[test]
     fn keys_are_validated() {
         assert!(DocumentKey::new("claims", "", "x").validate().is_ok());
-        assert!(DocumentKey::new("claims", "ns", "日本/語 x.y").validate().is_ok());
+        assert!(
+            DocumentKey::new("claims", "ns", "日本/語 x.y")
+                .validate()
+                .is_ok()
+        );
         assert!(DocumentKey::new("", "", "x").validate().is_err());
         assert!(DocumentKey::new("a/b", "", "x").validate().is_err());
         assert!(DocumentKey::new("c", "", "").validate().is_err());

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use stowage_host::config::{self, BackendKind, BackendSpec};
-use stowage_host::{ConfigError, ConfigSource, Error, Stowage};
 use stowage_host::protocol::Role;
+use stowage_host::{ConfigError, ConfigSource, Error, Stowage};
 
 use super::{CmdResult, io_err};
 use crate::output::{self, Output};
@@ -68,16 +68,27 @@ fn init_target(source: &ConfigSource) -> PathBuf {
     if let Some(p) = std::env::var_os(config::CONFIG_ENV).filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    source.home.clone().unwrap_or_else(config::default_home).join("config.toml")
+    source
+        .home
+        .clone()
+        .unwrap_or_else(config::default_home)
+        .join("config.toml")
 }
 
 /// Commands that must work without a loadable config.
-pub fn run_without_runtime(cmd: &ConfigCommand, source: &ConfigSource, out: Output) -> Option<CmdResult> {
-    let ConfigCommand::Init { force } = cmd else { return None };
+pub fn run_without_runtime(
+    cmd: &ConfigCommand,
+    source: &ConfigSource,
+    out: Output,
+) -> Option<CmdResult> {
+    let ConfigCommand::Init { force } = cmd else {
+        return None;
+    };
     let path = init_target(source);
     Some((|| {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(io_err(format!("cannot create {}", dir.display())))?;
         }
         let mut options = std::fs::OpenOptions::new();
         options.write(true).mode(0o600);
@@ -135,7 +146,11 @@ fn humantime_secs(d: std::time::Duration) -> String {
 
 pub async fn run(cmd: ConfigCommand, stowage: &Stowage, out: Output) -> CmdResult {
     let config = stowage.config();
-    let all: Vec<&BackendSpec> = config.storage.values().chain(config.secrets.values()).collect();
+    let all: Vec<&BackendSpec> = config
+        .storage
+        .values()
+        .chain(config.secrets.values())
+        .collect();
     match cmd {
         ConfigCommand::Init { .. } => unreachable!("handled before the config is loaded"),
         ConfigCommand::Show { source } => match out {
@@ -163,14 +178,33 @@ pub async fn run(cmd: ConfigCommand, stowage: &Stowage, out: Output) -> CmdResul
                             s.name.clone(),
                             source_of(s),
                             humantime_secs(s.timeout),
-                            s.keep_alive.map(humantime_secs).unwrap_or_else(|| "-".into()),
+                            s.keep_alive
+                                .map(humantime_secs)
+                                .unwrap_or_else(|| "-".into()),
                             s.settings.0.keys().cloned().collect::<Vec<_>>().join(","),
                         ]
                     })
                     .collect();
-                output::table(&["ROLE", "NAME", "SOURCE", "TIMEOUT", "KEEP-ALIVE", "CONFIG KEYS"], &rows);
+                output::table(
+                    &[
+                        "ROLE",
+                        "NAME",
+                        "SOURCE",
+                        "TIMEOUT",
+                        "KEEP-ALIVE",
+                        "CONFIG KEYS",
+                    ],
+                    &rows,
+                );
                 if source && let Some(text) = &config.source_text {
-                    println!("\n# {} (inline credentials redacted)", config.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+                    println!(
+                        "\n# {} (inline credentials redacted)",
+                        config
+                            .path
+                            .as_ref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
+                    );
                     print!("{}", config::redacted_source(text));
                 }
             }
@@ -190,13 +224,23 @@ pub async fn run(cmd: ConfigCommand, stowage: &Stowage, out: Output) -> CmdResul
                     },
                 };
                 let status = match info {
-                    Ok(info) => format!("ok: {} {} ({})", info.name, info.version, info.capabilities.join(", ")),
+                    Ok(info) => format!(
+                        "ok: {} {} ({})",
+                        info.name,
+                        info.version,
+                        info.capabilities.join(", ")
+                    ),
                     Err(e) => {
                         failures += 1;
                         format!("FAILED: {e}")
                     }
                 };
-                rows.push((spec.role.as_str(), spec.name.clone(), source_of(spec), status));
+                rows.push((
+                    spec.role.as_str(),
+                    spec.name.clone(),
+                    source_of(spec),
+                    status,
+                ));
             }
             match out {
                 Output::Json => output::json(&serde_json::json!({

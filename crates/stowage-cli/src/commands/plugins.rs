@@ -56,7 +56,9 @@ fn row_json(row: &Row) -> serde_json::Value {
             "protocol": info.protocol_version, "codec": codec,
             "capabilities": info.capabilities,
         }),
-        Err(e) => serde_json::json!({ "plugin": row.name, "path": row.path, "ok": false, "error": e.to_string() }),
+        Err(e) => {
+            serde_json::json!({ "plugin": row.name, "path": row.path, "ok": false, "error": e.to_string() })
+        }
     }
 }
 
@@ -71,7 +73,16 @@ pub async fn run(cmd: PluginsCommand, stowage: &Stowage, out: Output) -> CmdResu
                 if let BackendKind::Path(p) = &spec.kind
                     && !targets.iter().any(|(_, q)| q == p)
                 {
-                    targets.push((format!("{} (backend {})", p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(), spec.name), p.clone()));
+                    targets.push((
+                        format!(
+                            "{} (backend {})",
+                            p.file_name()
+                                .map(|f| f.to_string_lossy().into_owned())
+                                .unwrap_or_default(),
+                            spec.name
+                        ),
+                        p.clone(),
+                    ));
                 }
             }
             let mut rows = Vec::new();
@@ -90,7 +101,9 @@ pub async fn run(cmd: PluginsCommand, stowage: &Stowage, out: Output) -> CmdResu
                         for d in discovery::search_dirs(config) {
                             println!("  {}", d.display());
                         }
-                        println!("(the built-in backends need no plugin: see `stowage config show`)");
+                        println!(
+                            "(the built-in backends need no plugin: see `stowage config show`)"
+                        );
                     }
                     let table: Vec<Vec<String>> = rows
                         .iter()
@@ -106,16 +119,25 @@ pub async fn run(cmd: PluginsCommand, stowage: &Stowage, out: Output) -> CmdResu
                                 r.name.clone(),
                                 "-".into(),
                                 "-".into(),
-                                format!("ERROR: {}", e.to_string().lines().next().unwrap_or_default()),
+                                format!(
+                                    "ERROR: {}",
+                                    e.to_string().lines().next().unwrap_or_default()
+                                ),
                                 r.path.display().to_string(),
                             ],
                         })
                         .collect();
                     if !table.is_empty() {
-                        output::table(&["PLUGIN", "VERSION", "PROTOCOL", "CAPABILITIES", "PATH"], &table);
+                        output::table(
+                            &["PLUGIN", "VERSION", "PROTOCOL", "CAPABILITIES", "PATH"],
+                            &table,
+                        );
                     }
                     for p in &installed.shadowed {
-                        eprintln!("note: {} is shadowed by an earlier plugin of the same name", p.display());
+                        eprintln!(
+                            "note: {} is shadowed by an earlier plugin of the same name",
+                            p.display()
+                        );
                     }
                 }
             }
@@ -126,9 +148,17 @@ pub async fn run(cmd: PluginsCommand, stowage: &Stowage, out: Output) -> CmdResu
         PluginsCommand::Show { plugin } => {
             let (name, path) = if plugin.contains('/') {
                 let p = PathBuf::from(&plugin);
-                (p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(), p)
+                (
+                    p.file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    p,
+                )
             } else {
-                let name = plugin.strip_prefix(discovery::BINARY_PREFIX).unwrap_or(&plugin).to_owned();
+                let name = plugin
+                    .strip_prefix(discovery::BINARY_PREFIX)
+                    .unwrap_or(&plugin)
+                    .to_owned();
                 let path = discovery::find_plugin(config, "(none)", &name)?;
                 (name, path)
             };
@@ -150,21 +180,25 @@ pub async fn run(cmd: PluginsCommand, stowage: &Stowage, out: Output) -> CmdResu
                     v["used_by"] = serde_json::json!(used_by);
                     output::json(&v);
                 }
-                Output::Text => match &row.outcome {
-                    Ok((info, codec)) => {
+                Output::Text => {
+                    if let Ok((info, codec)) = &row.outcome {
                         println!("plugin:       {}", info.name);
                         println!("version:      {}", info.version);
                         println!("protocol:     {} ({codec})", info.protocol_version);
                         println!("path:         {}", row.path.display());
                         println!("capabilities: {}", info.capabilities.join(", "));
-                        println!("used by:      {}", if used_by.is_empty() { "-".into() } else { used_by.join(", ") });
+                        println!(
+                            "used by:      {}",
+                            if used_by.is_empty() {
+                                "-".into()
+                            } else {
+                                used_by.join(", ")
+                            }
+                        );
                     }
-                    Err(_) => {}
-                },
+                }
             }
-            if let Err(e) = row.outcome {
-                return Err(e);
-            }
+            row.outcome?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -71,17 +71,27 @@ fn read_value(from_file: Option<PathBuf>, key: &str) -> Result<SecretBytes, stow
         return Ok(SecretBytes::new(value.into_bytes()));
     }
     let mut buf = Vec::new();
-    std::io::stdin().read_to_end(&mut buf).map_err(io_err("cannot read stdin"))?;
+    std::io::stdin()
+        .read_to_end(&mut buf)
+        .map_err(io_err("cannot read stdin"))?;
     Ok(SecretBytes::new(buf))
 }
 
 pub async fn run(cmd: SecretsCommand, stowage: &Stowage, out: Output) -> CmdResult {
     match cmd {
-        SecretsCommand::Get { backend, keys, version, reveal } => {
+        SecretsCommand::Get {
+            backend,
+            keys,
+            version,
+            reveal,
+        } => {
             let secrets = stowage.secrets(backend.as_deref())?;
             let refs: Vec<SecretRef> = keys
                 .iter()
-                .map(|k| SecretRef { key: k.clone(), version: version.clone() })
+                .map(|k| SecretRef {
+                    key: k.clone(),
+                    version: version.clone(),
+                })
                 .collect();
             let answers = secrets.resolve(&refs).await?;
             let mut first_error = None;
@@ -92,7 +102,9 @@ pub async fn run(cmd: SecretsCommand, stowage: &Stowage, out: Output) -> CmdResu
                         Output::Json => {
                             let mut item = serde_json::json!({ "key": key, "resolved": true, "size": value.len() });
                             if reveal {
-                                item["value_base64"] = base64::engine::general_purpose::STANDARD.encode(value.expose()).into();
+                                item["value_base64"] = base64::engine::general_purpose::STANDARD
+                                    .encode(value.expose())
+                                    .into();
                                 if let Ok(s) = std::str::from_utf8(value.expose()) {
                                     item["value"] = s.into();
                                 }
@@ -100,7 +112,8 @@ pub async fn run(cmd: SecretsCommand, stowage: &Stowage, out: Output) -> CmdResu
                             json_items.push(item);
                         }
                         Output::Text if reveal && keys.len() == 1 => {
-                            output::raw(value.expose()).map_err(io_err("cannot write to stdout"))?;
+                            output::raw(value.expose())
+                                .map_err(io_err("cannot write to stdout"))?;
                         }
                         Output::Text if reveal => {
                             println!("{key}={}", String::from_utf8_lossy(value.expose()));
@@ -127,16 +140,24 @@ pub async fn run(cmd: SecretsCommand, stowage: &Stowage, out: Output) -> CmdResu
                 return Ok(ExitCode::from(crate::exit::code_for(&e)));
             }
         }
-        SecretsCommand::Set { backend, key, from_file } => {
+        SecretsCommand::Set {
+            backend,
+            key,
+            from_file,
+        } => {
             let secrets = stowage.secrets(backend.as_deref())?;
             let value = read_value(from_file, &key)?;
             let size = value.len();
             let version = secrets.put(&key, value).await?;
             match out {
-                Output::Json => output::json(&serde_json::json!({ "key": key, "version": version, "size": size })),
+                Output::Json => output::json(
+                    &serde_json::json!({ "key": key, "version": version, "size": size }),
+                ),
                 Output::Text => eprintln!(
                     "stored {key} ({size} bytes{})",
-                    version.map(|v| format!(", version {v}")).unwrap_or_default()
+                    version
+                        .map(|v| format!(", version {v}"))
+                        .unwrap_or_default()
                 ),
             }
         }
@@ -157,7 +178,12 @@ pub async fn run(cmd: SecretsCommand, stowage: &Stowage, out: Output) -> CmdResu
                 Output::Text => {
                     let rows: Vec<Vec<String>> = items
                         .iter()
-                        .map(|m| vec![m.key.clone(), m.version.clone().unwrap_or_else(|| "-".into())])
+                        .map(|m| {
+                            vec![
+                                m.key.clone(),
+                                m.version.clone().unwrap_or_else(|| "-".into()),
+                            ]
+                        })
                         .collect();
                     output::table(&["KEY", "VERSION"], &rows);
                 }

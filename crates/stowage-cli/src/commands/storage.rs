@@ -88,7 +88,11 @@ pub enum StorageCommand {
 
 pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResult {
     match cmd {
-        StorageCommand::Get { target, name, out: file } => {
+        StorageCommand::Get {
+            target,
+            name,
+            out: file,
+        } => {
             let storage = stowage.storage(target.backend.as_deref())?;
             let key = DocumentKey::new(target.collection, target.group, name);
             let doc = storage.get(&key).await?;
@@ -97,9 +101,16 @@ pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResu
                     std::fs::write(&path, doc.value.as_slice())
                         .map_err(io_err(format!("cannot write {}", path.display())))?;
                     if out == Output::Json {
-                        output::json(&serde_json::json!({ "version": doc.version, "size": doc.value.len(), "file": path }));
+                        output::json(
+                            &serde_json::json!({ "version": doc.version, "size": doc.value.len(), "file": path }),
+                        );
                     } else {
-                        eprintln!("wrote {} bytes (version {}) to {}", doc.value.len(), doc.version, path.display());
+                        eprintln!(
+                            "wrote {} bytes (version {}) to {}",
+                            doc.value.len(),
+                            doc.version,
+                            path.display()
+                        );
                     }
                 }
                 (None, Output::Json) => output::json(&serde_json::json!({
@@ -108,16 +119,27 @@ pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResu
                     "size": doc.value.len(),
                     "value_base64": base64::engine::general_purpose::STANDARD.encode(doc.value.as_slice()),
                 })),
-                (None, Output::Text) => output::raw(doc.value.as_slice()).map_err(io_err("cannot write to stdout"))?,
+                (None, Output::Text) => {
+                    output::raw(doc.value.as_slice()).map_err(io_err("cannot write to stdout"))?
+                }
             }
         }
-        StorageCommand::Put { target, name, file, if_version, if_absent } => {
+        StorageCommand::Put {
+            target,
+            name,
+            file,
+            if_version,
+            if_absent,
+        } => {
             let storage = stowage.storage(target.backend.as_deref())?;
             let value = match &file {
-                Some(path) => std::fs::read(path).map_err(io_err(format!("cannot read {}", path.display())))?,
+                Some(path) => std::fs::read(path)
+                    .map_err(io_err(format!("cannot read {}", path.display())))?,
                 None => {
                     let mut buf = Vec::new();
-                    std::io::stdin().read_to_end(&mut buf).map_err(io_err("cannot read stdin"))?;
+                    std::io::stdin()
+                        .read_to_end(&mut buf)
+                        .map_err(io_err("cannot read stdin"))?;
                     buf
                 }
             };
@@ -130,11 +152,17 @@ pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResu
             let size = value.len();
             let version = storage.put(&key, value, precondition).await?;
             match out {
-                Output::Json => output::json(&serde_json::json!({ "version": version, "size": size })),
+                Output::Json => {
+                    output::json(&serde_json::json!({ "version": version, "size": size }))
+                }
                 Output::Text => println!("{version}"),
             }
         }
-        StorageCommand::Delete { target, name, if_version } => {
+        StorageCommand::Delete {
+            target,
+            name,
+            if_version,
+        } => {
             let storage = stowage.storage(target.backend.as_deref())?;
             let key = DocumentKey::new(target.collection, target.group, name);
             let precondition = if_version.map_or(Precondition::Any, Precondition::Version);
@@ -143,7 +171,12 @@ pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResu
                 output::json(&serde_json::json!({ "deleted": true }));
             }
         }
-        StorageCommand::List { target, prefix, page_size, page_token } => {
+        StorageCommand::List {
+            target,
+            prefix,
+            page_size,
+            page_token,
+        } => {
             let storage = stowage.storage(target.backend.as_deref())?;
             let (items, next) = match page_size {
                 Some(size) => {
@@ -158,7 +191,12 @@ pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResu
                         .await?;
                     (page.items, page.next_page_token)
                 }
-                None => (storage.list_all(&target.collection, &target.group, &prefix).await?, None),
+                None => (
+                    storage
+                        .list_all(&target.collection, &target.group, &prefix)
+                        .await?,
+                    None,
+                ),
             };
             match out {
                 Output::Json => output::json(&serde_json::json!({

@@ -59,7 +59,9 @@ pub(crate) fn io_error(what: &str, path: &Path, e: io::Error) -> PluginError {
     let message = format!("{what} {}: {e}", path.display());
     match e.kind() {
         io::ErrorKind::PermissionDenied => PluginError::permission_denied(message),
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => PluginError::unavailable(message),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            PluginError::unavailable(message)
+        }
         _ => PluginError::internal(message),
     }
 }
@@ -98,9 +100,9 @@ impl VersionedDir {
         let path = self.path(file_name);
         let mut bytes = Vec::new();
         match File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes)) {
-            Ok(_) => parse_entry(&bytes)
-                .map(Some)
-                .ok_or_else(|| PluginError::internal(format!("{} is not a Stowage entry file", path.display()))),
+            Ok(_) => parse_entry(&bytes).map(Some).ok_or_else(|| {
+                PluginError::internal(format!("{} is not a Stowage entry file", path.display()))
+            }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => Ok(None),
             Err(e) => Err(io_error("cannot read", &path, e)),
@@ -115,11 +117,15 @@ impl VersionedDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error("cannot read", &path, e)),
         };
-        let len = file.metadata().map_err(|e| io_error("cannot stat", &path, e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| io_error("cannot stat", &path, e))?
+            .len();
         let mut head = [0u8; 128];
         let n = read_up_to(&mut file, &mut head).map_err(|e| io_error("cannot read", &path, e))?;
-        let (version, header_len) = parse_header(&head[..n])
-            .ok_or_else(|| PluginError::internal(format!("{} is not a Stowage entry file", path.display())))?;
+        let (version, header_len) = parse_header(&head[..n]).ok_or_else(|| {
+            PluginError::internal(format!("{} is not a Stowage entry file", path.display()))
+        })?;
         Ok(Some((version, len - header_len as u64)))
     }
 
@@ -134,7 +140,11 @@ impl VersionedDir {
         create_private_dir(&self.dir)?;
         let _lock = self.lock()?;
         let current = self.read(file_name)?;
-        check(precondition, current.as_ref().map(|e| e.version.as_str()), what)?;
+        check(
+            precondition,
+            current.as_ref().map(|e| e.version.as_str()),
+            what,
+        )?;
         let generation = current
             .as_ref()
             .and_then(|e| e.version.split('-').next()?.parse::<u64>().ok())
@@ -257,7 +267,11 @@ fn parse_entry(bytes: &[u8]) -> Option<Entry> {
 }
 
 /// Checks a precondition against the current version (`None`: absent).
-pub(crate) fn check(precondition: &Precondition, current: Option<&str>, what: &str) -> Result<(), PluginError> {
+pub(crate) fn check(
+    precondition: &Precondition,
+    current: Option<&str>,
+    what: &str,
+) -> Result<(), PluginError> {
     match (precondition, current) {
         (Precondition::Any, _) | (Precondition::Absent, None) => Ok(()),
         (Precondition::Absent, Some(v)) => Err(PluginError::already_exists(format!(
@@ -311,7 +325,9 @@ mod tests {
 
     #[test]
     fn encoding_round_trips_and_is_safe() {
-        for name in ["", "a", ".", "..", "a/b", "a_b", "a-b", "日本", "%41", "=", " x "] {
+        for name in [
+            "", "a", ".", "..", "a/b", "a_b", "a-b", "日本", "%41", "=", " x ",
+        ] {
             let e = encode(name).unwrap();
             assert!(!e.starts_with('.') && !e.contains('/'), "{name:?} -> {e}");
             assert_eq!(decode(&e).as_deref(), Some(name), "{e}");
@@ -330,9 +346,13 @@ mod tests {
         assert!(v1.starts_with("1-"));
         let e = d.write("a", b"2", &Precondition::Absent, "a").unwrap_err();
         assert_eq!(e.code, stowage_protocol::ErrorCode::AlreadyExists);
-        let v2 = d.write("a", b"2", &Precondition::Version(v1.clone()), "a").unwrap();
+        let v2 = d
+            .write("a", b"2", &Precondition::Version(v1.clone()), "a")
+            .unwrap();
         assert!(v2.starts_with("2-"));
-        let e = d.write("a", b"3", &Precondition::Version(v1), "a").unwrap_err();
+        let e = d
+            .write("a", b"3", &Precondition::Version(v1), "a")
+            .unwrap_err();
         assert_eq!(e.code, stowage_protocol::ErrorCode::Conflict);
         assert_eq!(d.read("a").unwrap().unwrap().value, b"2");
         assert_eq!(d.stat("a").unwrap().unwrap(), (v2.clone(), 1));

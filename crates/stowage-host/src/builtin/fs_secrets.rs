@@ -61,7 +61,12 @@ impl Secrets for FilesystemSecrets {
         blocking(move || {
             create_private_dir(&this.root)?;
             this.dir()
-                .write(&encode(&key)?, value.expose(), &Precondition::Any, &format!("secret '{key}'"))
+                .write(
+                    &encode(&key)?,
+                    value.expose(),
+                    &Precondition::Any,
+                    &format!("secret '{key}'"),
+                )
                 .map(Some)
         })
         .await
@@ -71,8 +76,11 @@ impl Secrets for FilesystemSecrets {
         let this = self.clone();
         let key = key.to_owned();
         blocking(move || {
-            this.dir()
-                .remove(&encode(&key)?, &Precondition::Any, &format!("secret '{key}'"))
+            this.dir().remove(
+                &encode(&key)?,
+                &Precondition::Any,
+                &format!("secret '{key}'"),
+            )
         })
         .await
     }

@@ -51,7 +51,10 @@ impl Storage for FilesystemStorage {
                     value: Bytes(e.value),
                     version: e.version,
                 }),
-                None => Err(PluginError::not_found(format!("{} not found", describe(&key)))),
+                None => Err(PluginError::not_found(format!(
+                    "{} not found",
+                    describe(&key)
+                ))),
             }
         })
         .await
@@ -67,12 +70,21 @@ impl Storage for FilesystemStorage {
         let key = key.clone();
         blocking(move || {
             let dir = this.group_dir(&key.collection, &key.group)?;
-            dir.write(&encode(&key.name)?, value.as_slice(), &precondition, &describe(&key))
+            dir.write(
+                &encode(&key.name)?,
+                value.as_slice(),
+                &precondition,
+                &describe(&key),
+            )
         })
         .await
     }
 
-    async fn delete(&self, key: &DocumentKey, precondition: Precondition) -> Result<(), PluginError> {
+    async fn delete(
+        &self,
+        key: &DocumentKey,
+        precondition: Precondition,
+    ) -> Result<(), PluginError> {
         let this = self.clone();
         let key = key.clone();
         blocking(move || {

@@ -101,7 +101,12 @@ fn expand_home(path: &str) -> String {
 }
 
 impl HostSecrets {
-    async fn run(&self, program: &str, args: &[String], shown: &str) -> Result<SecretBytes, PluginError> {
+    async fn run(
+        &self,
+        program: &str,
+        args: &[String],
+        shown: &str,
+    ) -> Result<SecretBytes, PluginError> {
         let mut child = tokio::process::Command::new(program)
             .args(args)
             .stdin(Stdio::null())
@@ -127,7 +132,11 @@ impl HostSecrets {
         };
         let (status, mut out, err) = match tokio::time::timeout(self.timeout, run).await {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(PluginError::internal(format!("command `{shown}` failed: {e}"))),
+            Ok(Err(e)) => {
+                return Err(PluginError::internal(format!(
+                    "command `{shown}` failed: {e}"
+                )));
+            }
             Err(_) => {
                 return Err(PluginError::new(
                     stowage_protocol::ErrorCode::DeadlineExceeded,
@@ -140,7 +149,11 @@ impl HostSecrets {
             let err = err.trim();
             return Err(PluginError::internal(format!(
                 "command `{shown}` failed ({status}){}",
-                if err.is_empty() { String::new() } else { format!(": {err}") }
+                if err.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {err}")
+                }
             )));
         }
         if out.last() == Some(&b'\n') {
@@ -169,10 +182,21 @@ mod tests {
         assert_eq!(resolve("value:abc").await.unwrap(), b"abc");
         assert_eq!(resolve("command:printf 'a b\\n'").await.unwrap(), b"a b");
         assert_eq!(resolve("shell:echo x | tr x y").await.unwrap(), b"y");
-        let e = resolve("command:sh -c 'echo oops >&2; exit 3'").await.unwrap_err();
+        let e = resolve("command:sh -c 'echo oops >&2; exit 3'")
+            .await
+            .unwrap_err();
         assert!(e.message.contains("oops"), "{e}");
-        assert_eq!(resolve("env:STOWAGE_SURELY_UNSET").await.unwrap_err().code, stowage_protocol::ErrorCode::NotFound);
-        assert_eq!(resolve("path:/nonexistent/x").await.unwrap_err().code, stowage_protocol::ErrorCode::NotFound);
-        assert_eq!(resolve("bogus:x").await.unwrap_err().code, stowage_protocol::ErrorCode::InvalidArgument);
+        assert_eq!(
+            resolve("env:STOWAGE_SURELY_UNSET").await.unwrap_err().code,
+            stowage_protocol::ErrorCode::NotFound
+        );
+        assert_eq!(
+            resolve("path:/nonexistent/x").await.unwrap_err().code,
+            stowage_protocol::ErrorCode::NotFound
+        );
+        assert_eq!(
+            resolve("bogus:x").await.unwrap_err().code,
+            stowage_protocol::ErrorCode::InvalidArgument
+        );
     }
 }

@@ -18,7 +18,9 @@ use stowage_protocol::PluginError;
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, PluginError> + Send + 'static,
 ) -> Result<T, PluginError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(PluginError::internal(format!("filesystem task failed: {e}"))))
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(PluginError::internal(format!(
+            "filesystem task failed: {e}"
+        )))
+    })
 }
