@@ -12,7 +12,10 @@ fn have_nextest() -> bool {
 }
 
 fn have(program: &str) -> bool {
-    Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -25,8 +28,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
         // nextest runs each test in its own process and ends with one summary line;
         // it does not run doctests, so those go first.
         run_checked(cargo().args(["test", "--workspace", "--doc"]))?;
-        run_checked(cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]).args(args))
+        run_checked(
+            cargo()
+                .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+                .args(args),
+        )
     } else {
-        run_checked(cargo().args(["test", "--workspace", "--no-fail-fast"]).args(args))
+        run_checked(
+            cargo()
+                .args(["test", "--workspace", "--no-fail-fast"])
+                .args(args),
+        )
     }
 }

@@ -65,14 +65,16 @@ fn require(name: &str, caps: &[Capability], capability: Capability) -> Result<()
 }
 
 impl StorageHandle {
-    pub(crate) fn builtin(name: &str, storage: Arc<dyn Storage>) -> Self {
+    /// A handle over a built-in (or any in-process) storage backend.
+    pub fn builtin(name: &str, storage: Arc<dyn Storage>) -> Self {
         StorageHandle {
             name: name.to_owned(),
             inner: StorageImpl::Builtin(storage),
         }
     }
 
-    pub(crate) fn plugin(name: &str, backend: Arc<PluginBackend>) -> Self {
+    /// A handle over a plugin backend.
+    pub fn plugin(name: &str, backend: Arc<PluginBackend>) -> Self {
         StorageHandle {
             name: name.to_owned(),
             inner: StorageImpl::Plugin(backend),
@@ -244,14 +246,16 @@ impl StorageHandle {
 }
 
 impl SecretsHandle {
-    pub(crate) fn builtin(name: &str, secrets: Arc<dyn Secrets>) -> Self {
+    /// A handle over a built-in (or any in-process) secrets backend.
+    pub fn builtin(name: &str, secrets: Arc<dyn Secrets>) -> Self {
         SecretsHandle {
             name: name.to_owned(),
             inner: SecretsImpl::Builtin(secrets),
         }
     }
 
-    pub(crate) fn plugin(name: &str, backend: Arc<PluginBackend>) -> Self {
+    /// A handle over a plugin backend.
+    pub fn plugin(name: &str, backend: Arc<PluginBackend>) -> Self {
         SecretsHandle {
             name: name.to_owned(),
             inner: SecretsImpl::Plugin(backend),

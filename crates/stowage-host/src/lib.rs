@@ -25,6 +25,7 @@
 
 pub mod builtin;
 pub mod config;
+pub mod conformance;
 pub mod discovery;
 mod error;
 mod handle;

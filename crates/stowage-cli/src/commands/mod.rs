@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod config;
+pub mod conformance;
 pub mod plugins;
 pub mod secrets;
 pub mod storage;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use stowage_host::process::PluginCommand;
+use stowage_host::protocol::Role;
 use stowage_host::{BackendKind, Error, Stowage, discovery, launcher};
 
 use super::CmdResult;
@@ -23,6 +24,25 @@ pub enum PluginsCommand {
         /// A plugin name or a path to a plugin binary.
         plugin: String,
     },
+    /// Run the conformance kit against a plugin (name or path) or a configured backend.
+    ///
+    /// A configured backend is tested with its own config; a plugin with the config of a
+    /// backend that uses it, if any (see --config), else an empty config.
+    Test {
+        /// A backend name from the config, a plugin name, or a path to a plugin binary.
+        target: String,
+        /// Test only one interface.
+        #[arg(long, value_parser = parse_role)]
+        only: Option<Role>,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    match s {
+        "storage" => Ok(Role::Storage),
+        "secrets" => Ok(Role::Secrets),
+        _ => Err("expected `storage` or `secrets`".into()),
+    }
 }
 
 struct Row {
@@ -65,6 +85,9 @@ fn row_json(row: &Row) -> serde_json::Value {
 pub async fn run(cmd: PluginsCommand, stowage: &Stowage, out: Output) -> CmdResult {
     let config = stowage.config();
     match cmd {
+        PluginsCommand::Test { target, only } => {
+            return super::conformance::run(target, only, stowage, out).await;
+        }
         PluginsCommand::List => {
             let installed = discovery::installed_plugins(config);
             let mut targets: Vec<(String, PathBuf)> = installed.plugins.into_iter().collect();

@@ -1,0 +1,134 @@
+//! The conformance kit against the testkit plugin (both codecs) and the built-in backends,
+//! and proof that it fails a broken plugin.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stowage_host::builtin::{FilesystemSecrets, FilesystemStorage, HostSecrets};
+use stowage_host::conformance::{self, CaseResult, Outcome};
+use stowage_host::launcher::PluginBackend;
+use stowage_host::process::PluginCommand;
+use stowage_host::protocol::{Capability, Role};
+use stowage_host::{SecretsHandle, StorageHandle};
+
+const TESTKIT: &str = env!("CARGO_BIN_EXE_stowage-plugin-testkit");
+
+fn command(args: &[&str]) -> PluginCommand {
+    PluginCommand {
+        backend: "conformance".into(),
+        program: TESTKIT.into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: Default::default(),
+    }
+}
+
+fn assert_all_pass(results: &[CaseResult], at_least: usize) {
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Fail(why) => Some(format!("{}: {why}", r.name)),
+            _ => None,
+        })
+        .collect();
+    assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
+    let passed = results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Pass)
+        .count();
+    assert!(
+        passed >= at_least,
+        "only {passed} cases passed: {results:?}"
+    );
+}
+
+async fn full_suite(args: &[&str], config_json: &str) -> Vec<CaseResult> {
+    let cmd = command(args);
+    let mut results = conformance::run_process_cases(&cmd, Role::Storage, config_json).await;
+    let backend = |role| {
+        Arc::new(PluginBackend::new(
+            cmd.clone(),
+            role,
+            config_json.to_owned(),
+            Duration::from_secs(30),
+            Some(Duration::from_secs(30)),
+        ))
+    };
+    let storage = StorageHandle::plugin("conformance", backend(Role::Storage));
+    results.extend(conformance::run_storage_cases(&storage, &Capability::STORAGE).await);
+    let secrets = SecretsHandle::plugin("conformance", backend(Role::Secrets));
+    results.extend(conformance::run_secrets_cases(&secrets, &Capability::SECRETS, None).await);
+    storage.plugin_backend().unwrap().shutdown().await;
+    secrets.plugin_backend().unwrap().shutdown().await;
+    results
+}
+
+#[tokio::test]
+async fn the_testkit_plugin_passes_in_memory_with_bincode() {
+    assert_all_pass(&full_suite(&[], "{}").await, 22);
+}
+
+#[tokio::test]
+async fn the_testkit_plugin_passes_on_disk_with_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = serde_json::json!({ "root": dir.path() }).to_string();
+    assert_all_pass(&full_suite(&["--codec", "json"], &config).await, 22);
+}
+
+#[tokio::test]
+async fn the_built_in_backends_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = StorageHandle::builtin(
+        "filesystem",
+        Arc::new(FilesystemStorage::new(dir.path().join("storage"))),
+    );
+    assert_all_pass(
+        &conformance::run_storage_cases(&storage, &Capability::STORAGE).await,
+        10,
+    );
+    let secrets = SecretsHandle::builtin(
+        "filesystem",
+        Arc::new(FilesystemSecrets::new(dir.path().join("secrets"))),
+    );
+    assert_all_pass(
+        &conformance::run_secrets_cases(&secrets, &Capability::SECRETS, None).await,
+        5,
+    );
+    let host = SecretsHandle::builtin("host", Arc::new(HostSecrets::new(Duration::from_secs(5))));
+    let results = conformance::run_secrets_cases(
+        &host,
+        &[Capability::SecretsResolve],
+        Some("env:STOWAGE_SURELY_UNSET"),
+    )
+    .await;
+    assert_all_pass(&results, 1);
+    assert!(
+        results
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Skip(_))),
+        "read-only cases must be skipped"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_plugin_fails_the_kit() {
+    let results = conformance::run_process_cases(
+        &command(&["--fault", "garbage-handshake"]),
+        Role::Storage,
+        "{}",
+    )
+    .await;
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|r| r.failed())
+        .map(|r| r.name.as_str())
+        .collect();
+    assert!(
+        failed.contains(&"handshake.picks_an_offered_version"),
+        "{failed:?}"
+    );
+    assert!(failed.contains(&"protocol.describe"), "{failed:?}");
+    assert!(
+        failed.contains(&"protocol.clean_stdout_and_exit_on_eof"),
+        "{failed:?}"
+    );
+}
