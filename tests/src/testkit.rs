@@ -351,6 +351,48 @@ fn raw_fault(fault: &str) -> Option<ExitCode> {
             std::thread::sleep(Duration::from_secs(5));
             Some(ExitCode::from(0))
         }
+        "wrong-answer" => {
+            // Answers every request with a `describe` response, whatever was asked.
+            use std::io::Read as _;
+            use stowage_plugin::protocol::service::{
+                StowagePluginRequest as Req, StowagePluginResponse as Resp,
+            };
+            let _ = out.write_all(b"stowage-plugin 1 bincode\n");
+            let _ = out.flush();
+            let mut input = std::io::stdin().lock();
+            loop {
+                let mut len = [0u8; 4];
+                if input.read_exact(&mut len).is_err() {
+                    return Some(ExitCode::from(0));
+                }
+                let mut payload = vec![0u8; u32::from_be_bytes(len) as usize];
+                if input.read_exact(&mut payload).is_err() {
+                    return Some(ExitCode::from(1));
+                }
+                let Ok(tarpc_msg) = Codec::Bincode
+                    .decode::<stowage_plugin::protocol::tarpc::ClientMessage<Req>>(&payload)
+                else {
+                    return Some(ExitCode::from(1));
+                };
+                if let stowage_plugin::protocol::tarpc::ClientMessage::Request(request) = tarpc_msg
+                {
+                    let info = stowage_plugin::protocol::PluginInfo {
+                        name: "testkit".into(),
+                        version: "0".into(),
+                        protocol_version: 1,
+                        capabilities: vec!["storage.get".into()],
+                    };
+                    let response = stowage_plugin::protocol::tarpc::Response {
+                        request_id: request.id,
+                        message: Ok(Resp::Describe(Ok(info))),
+                    };
+                    let bytes = Codec::Bincode.encode(&response).unwrap_or_default();
+                    let _ = out.write_all(&(bytes.len() as u32).to_be_bytes());
+                    let _ = out.write_all(&bytes);
+                    let _ = out.flush();
+                }
+            }
+        }
         "slow-start" => {
             std::thread::sleep(Duration::from_secs(60));
             Some(ExitCode::from(0))

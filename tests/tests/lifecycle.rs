@@ -531,3 +531,52 @@ fn run_by_hand_a_plugin_explains_itself_and_exits() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[tokio::test]
+async fn an_answer_of_the_wrong_kind_is_a_protocol_error_not_a_panic() {
+    let (stowage, _home) = faulty("wrong-answer");
+    // configure is answered with a describe response: the host must refuse, not panic.
+    let (message, _) = plugin_error(
+        stowage
+            .storage(Some("f"))
+            .unwrap()
+            .get(&key("x"))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        message.contains("broke the protocol during configure"),
+        "{message}"
+    );
+    assert!(
+        message.contains("answered a Configure request with a Describe response"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_sdk_exits_non_zero_on_a_garbage_frame_and_says_why() {
+    use std::io::{BufRead as _, Write as _};
+    let mut child = std::process::Command::new(TESTKIT)
+        .env(
+            stowage_host::protocol::handshake::COOKIE_ENV,
+            stowage_host::protocol::handshake::COOKIE_VALUE,
+        )
+        .env(stowage_host::protocol::handshake::VERSIONS_ENV, "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "stowage-plugin 1 bincode\n");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&[0, 0, 0, 3, 0xff, 0xff, 0xff]).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("protocol stream failed"), "{stderr}");
+}

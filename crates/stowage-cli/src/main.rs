@@ -72,6 +72,12 @@ fn init_logging(verbose: u8) {
 }
 
 fn main() -> ExitCode {
+    // Like other Unix tools, die quietly when the reader of our output goes away
+    // (`stowage plugins list | head`) instead of panicking in println!.
+    // SAFETY: called first thing, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let source = ConfigSource {

@@ -44,6 +44,10 @@ fn backend_error(name: &str) -> impl Fn(PluginError) -> Error + '_ {
     }
 }
 
+fn validate_prefix(prefix: &str) -> Result<(), PluginError> {
+    stowage_protocol::validate_text("prefix", prefix, 0, stowage_protocol::MAX_NAME_LEN)
+}
+
 fn builtin_info(name: &str, caps: Vec<Capability>) -> PluginInfo {
     PluginInfo {
         name: format!("builtin:{name}"),
@@ -358,6 +362,7 @@ impl SecretsHandle {
 
     /// One page of keys.
     pub async fn list(&self, query: &SecretListQuery) -> Result<SecretPage> {
+        validate_prefix(&query.prefix).map_err(backend_error(&self.name))?;
         match &self.inner {
             SecretsImpl::Builtin(s) => {
                 require(&self.name, &s.capabilities(), Capability::SecretsList)?;

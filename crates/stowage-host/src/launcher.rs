@@ -5,11 +5,11 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use stowage_protocol::service::StowagePluginClient;
 use stowage_protocol::{Capability, ConfigureRequest, PluginError, PluginInfo, Role};
 use tarpc::client::RpcError;
 use tarpc::context::Context;
 
+use crate::client::HostClient;
 use crate::error::{Error, Result};
 use crate::process::{PluginCommand, PluginProcess};
 
@@ -90,7 +90,7 @@ impl PluginBackend {
     /// Performs one call for `capability`, refusing it if the plugin did not declare it.
     pub async fn call<T, F, Fut>(&self, capability: Capability, f: F) -> Result<T>
     where
-        F: FnOnce(StowagePluginClient, Context) -> Fut,
+        F: FnOnce(HostClient, Context) -> Fut,
         Fut: Future<Output = Result<Result<T, PluginError>, RpcError>>,
     {
         let timeout = self.timeout;

@@ -24,6 +24,7 @@
 //! is killed.
 
 pub mod builtin;
+pub mod client;
 pub mod config;
 pub mod conformance;
 pub mod discovery;

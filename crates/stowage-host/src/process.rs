@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use stowage_protocol::handshake::{self, Handshake};
-use stowage_protocol::service::StowagePluginClient;
 use stowage_protocol::{Capability, ConfigureRequest, PluginError, PluginInfo, codec};
 use tarpc::client::RpcError;
 use tarpc::context::Context;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::client::HostClient;
 use crate::error::{Error, Result};
 use crate::stderr::StderrLog;
 
@@ -43,7 +43,7 @@ pub struct PluginProcess {
     program: String,
     pid: u32,
     child: tokio::sync::Mutex<Child>,
-    client: Mutex<Option<StowagePluginClient>>,
+    client: Mutex<Option<HostClient>>,
     stderr: StderrLog,
     info: PluginInfo,
     handshake: Handshake,
@@ -96,7 +96,6 @@ impl PluginProcess {
         );
         tracing::debug!(backend = %command.backend, pid, program = %program, "plugin started");
 
-        let started = Instant::now();
         let mut stdout = BufReader::new(stdout);
         let line = match tokio::time::timeout(deadline, read_handshake_line(&mut stdout)).await {
             Ok(Ok(line)) => line,
@@ -125,18 +124,29 @@ impl PluginProcess {
             let message = "it exited before the handshake".to_owned();
             return Err(fail_start(command, &program, child, &stderr, message).await);
         }
-        let handshake = match std::str::from_utf8(&line)
+        let parsed = std::str::from_utf8(&line)
             .map_err(|_| handshake::HandshakeError::Malformed)
-            .and_then(Handshake::parse)
-        {
+            .and_then(Handshake::parse);
+        let handshake = match parsed {
             Ok(h) if line.ends_with(b"\n") => h,
             Ok(_) | Err(_) => {
-                let message = format!(
-                    "it wrote {} instead of a handshake line (`{} <version> <codec>`); \
-                     is it a Stowage plugin, and does it keep stdout free of other output?",
-                    quote(&line),
-                    handshake::HANDSHAKE_PREFIX
-                );
+                let why = match parsed {
+                    Err(handshake::HandshakeError::UnknownCodec(c)) => {
+                        format!(
+                            "it names the codec {c:?}, which this host does not speak (bincode, json)"
+                        )
+                    }
+                    Ok(_) => format!(
+                        "its first line is longer than {} bytes or does not end",
+                        handshake::MAX_HANDSHAKE_LEN
+                    ),
+                    Err(_) => format!(
+                        "that is not a handshake line (`{} <version> <codec>`); is it a Stowage \
+                         plugin, and does it keep stdout free of other output?",
+                        handshake::HANDSHAKE_PREFIX
+                    ),
+                };
+                let message = format!("it wrote {} first: {why}", quote(&line));
                 return Err(fail_start(command, &program, child, &stderr, message).await);
             }
         };
@@ -151,7 +161,8 @@ impl PluginProcess {
 
         let transport: codec::HostTransport<_> =
             codec::transport(tokio::io::join(stdout, stdin), handshake.codec);
-        let client = StowagePluginClient::new(tarpc::client::Config::default(), transport).spawn();
+        let client =
+            HostClient(tarpc::client::new(tarpc::client::Config::default(), transport).spawn());
 
         let mut process = PluginProcess {
             backend: command.backend.clone(),
@@ -169,18 +180,17 @@ impl PluginProcess {
             handshake,
             broken: AtomicBool::new(false),
         };
-        let remaining = deadline.saturating_sub(started.elapsed());
         let info = match configure {
             Some(configure) => {
                 process
-                    .call("configure", remaining, |c, ctx| async move {
+                    .call("configure", deadline, |c, ctx| async move {
                         c.configure(ctx, configure).await
                     })
                     .await
             }
             None => {
                 process
-                    .call("describe", remaining, |c, ctx| async move {
+                    .call("describe", deadline, |c, ctx| async move {
                         c.describe(ctx).await
                     })
                     .await
@@ -230,7 +240,7 @@ impl PluginProcess {
     /// a crash, a protocol break or a missed deadline marks the process unusable.
     pub async fn call<T, F, Fut>(&self, operation: &str, timeout: Duration, f: F) -> Result<T>
     where
-        F: FnOnce(StowagePluginClient, Context) -> Fut,
+        F: FnOnce(HostClient, Context) -> Fut,
         Fut: Future<Output = Result<Result<T, PluginError>, RpcError>>,
     {
         let Some(client) = self

@@ -32,6 +32,7 @@
 mod config;
 mod server;
 mod stdio;
+mod tap;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -222,8 +223,7 @@ where
     use tokio::io::AsyncWriteExt as _;
     io.write_all(handshake.to_line().as_bytes()).await?;
     io.flush().await?;
-    server::serve_transport(plugin, handshake, io).await;
-    Ok(())
+    server::serve_transport(plugin, handshake, io).await
 }
 
 fn init_logging() {

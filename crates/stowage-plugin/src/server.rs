@@ -31,11 +31,17 @@ struct State {
 #[derive(Clone)]
 struct PluginServer(Arc<State>);
 
-pub(crate) async fn serve_transport<Io>(plugin: Plugin, handshake: Handshake, io: Io)
+/// Serves until the host closes the stream; an error if it ended on a broken frame.
+pub(crate) async fn serve_transport<Io>(
+    plugin: Plugin,
+    handshake: Handshake,
+    io: Io,
+) -> std::io::Result<()>
 where
     Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let transport: codec::PluginTransport<Io> = codec::transport(io, handshake.codec);
+    let (transport, stream_error) = crate::tap::Tapped::new(transport);
     let server = PluginServer(Arc::new(State {
         plugin,
         version: handshake.version,
@@ -47,6 +53,14 @@ where
             tokio::spawn(response);
         })
         .await;
+    match stream_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    {
+        Some(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        None => Ok(()),
+    }
 }
 
 impl PluginServer {
@@ -177,12 +191,14 @@ impl StowagePlugin for PluginServer {
     async fn storage_list(self, _: Context, query: ListQuery) -> Result<ListPage, PluginError> {
         validate_collection(&query.collection)?;
         validate_text("group", &query.group, 0, stowage_protocol::MAX_GROUP_LEN)?;
+        validate_text("prefix", &query.prefix, 0, stowage_protocol::MAX_NAME_LEN)?;
         self.storage(Capability::StorageList)?.list(&query).await
     }
 
     async fn storage_count(self, _: Context, query: CountQuery) -> Result<u64, PluginError> {
         validate_collection(&query.collection)?;
         validate_text("group", &query.group, 0, stowage_protocol::MAX_GROUP_LEN)?;
+        validate_text("prefix", &query.prefix, 0, stowage_protocol::MAX_NAME_LEN)?;
         self.storage(Capability::StorageCount)?.count(&query).await
     }
 

@@ -55,6 +55,13 @@ impl Handshake {
         if prefix != HANDSHAKE_PREFIX {
             return Err(HandshakeError::Malformed);
         }
+        // Plain decimal digits only: `+1` or `01` are not versions.
+        if version.is_empty()
+            || !version.bytes().all(|b| b.is_ascii_digit())
+            || (version.len() > 1 && version.starts_with('0'))
+        {
+            return Err(HandshakeError::Malformed);
+        }
         let version = version
             .parse::<u32>()
             .map_err(|_| HandshakeError::Malformed)?;
@@ -140,6 +147,17 @@ mod tests {
             Handshake::parse("stowage-plugin 1 json extra"),
             Err(HandshakeError::Malformed)
         );
+        for bad in [
+            "stowage-plugin +1 json",
+            "stowage-plugin 01 json",
+            "stowage-plugin  1 json",
+        ] {
+            assert_eq!(
+                Handshake::parse(bad),
+                Err(HandshakeError::Malformed),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub use backend::{Secrets, Storage};
 pub use capability::Capability;
 pub use codec::{Codec, MAX_FRAME_LEN, MAX_VALUE_LEN};
 pub use error::{ErrorCode, PluginError};
+/// The RPC framework the contract is built on, re-exported for its envelope types.
+pub use tarpc;
 pub use types::*;
 pub use wire_bytes::{Bytes, SecretBytes};
 
