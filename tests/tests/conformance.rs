@@ -132,3 +132,21 @@ async fn a_broken_plugin_fails_the_kit() {
         "{failed:?}"
     );
 }
+
+/// The emulators the cloud plugins' tests use are really there and answer on 127.0.0.1.
+#[test]
+fn the_emulators_start_and_answer() {
+    for endpoint in [
+        stowage_tests::emulators::moto().endpoint,
+        stowage_tests::emulators::azurite_blob().endpoint,
+    ] {
+        let addr = endpoint
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(addr.starts_with("127.0.0.1:"), "{endpoint}");
+        std::net::TcpStream::connect(&addr).unwrap_or_else(|e| panic!("{endpoint}: {e}"));
+    }
+}

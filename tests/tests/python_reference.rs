@@ -13,7 +13,8 @@ use stowage_host::protocol::{Capability, Role};
 use stowage_host::{SecretsHandle, StorageHandle};
 
 fn pyref() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../proto-docs/examples/python/stowage-plugin-pyref")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../proto-docs/examples/python/stowage-plugin-pyref")
 }
 
 #[tokio::test]
@@ -28,9 +29,16 @@ async fn the_python_reference_plugin_passes_the_conformance_kit() {
     let storage_config = serde_json::json!({ "root": dir.path().join("store") }).to_string();
     let secrets_config = serde_json::json!({ "file": dir.path().join("secrets.json") }).to_string();
 
-    let mut results = conformance::run_process_cases(&command, Role::Storage, &storage_config).await;
+    let mut results =
+        conformance::run_process_cases(&command, Role::Storage, &storage_config).await;
     let backend = |role, config: &str| {
-        Arc::new(PluginBackend::new(command.clone(), role, config.to_owned(), Duration::from_secs(30), Some(Duration::from_secs(30))))
+        Arc::new(PluginBackend::new(
+            command.clone(),
+            role,
+            config.to_owned(),
+            Duration::from_secs(30),
+            Some(Duration::from_secs(30)),
+        ))
     };
     let storage = StorageHandle::plugin("pyref", backend(Role::Storage, &storage_config));
     let caps = conformance::parse_capabilities(&storage.info().await.unwrap().capabilities);
@@ -50,9 +58,20 @@ async fn the_python_reference_plugin_passes_the_conformance_kit() {
             _ => None,
         })
         .collect();
-    assert!(failures.is_empty(), "the Python reference plugin failed:\n{}", failures.join("\n"));
-    let passed = results.iter().filter(|r| r.outcome == Outcome::Pass).count();
-    assert_eq!(passed, results.len(), "every case applies to it: {results:?}");
+    assert!(
+        failures.is_empty(),
+        "the Python reference plugin failed:\n{}",
+        failures.join("\n")
+    );
+    let passed = results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Pass)
+        .count();
+    assert_eq!(
+        passed,
+        results.len(),
+        "every case applies to it: {results:?}"
+    );
     assert!(passed >= 22);
 }
 
@@ -69,7 +88,14 @@ async fn per_operation_processes_share_the_python_plugins_disk_store() {
     let stowage = stowage_host::Stowage::from_config(config);
     let storage = stowage.storage(Some("py")).unwrap();
     let key = stowage_host::protocol::DocumentKey::new("claims", "", "c1");
-    let v = storage.put(&key, b"hello".to_vec(), stowage_host::protocol::Precondition::Absent).await.unwrap();
+    let v = storage
+        .put(
+            &key,
+            b"hello".to_vec(),
+            stowage_host::protocol::Precondition::Absent,
+        )
+        .await
+        .unwrap();
     let doc = storage.get(&key).await.unwrap();
     assert_eq!(doc.value.as_slice(), b"hello");
     assert_eq!(doc.version, v);

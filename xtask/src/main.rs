@@ -7,6 +7,7 @@
 //! - `test`: the whole test suite with every setup step it needs (what CI runs).
 
 mod demo;
+mod emulators;
 mod install;
 mod test;
 

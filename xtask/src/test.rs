@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::{cargo, run_checked};
+use crate::{cargo, emulators, run_checked};
 
 fn have_nextest() -> bool {
     cargo()
@@ -19,25 +19,54 @@ fn have(program: &str) -> bool {
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
-    if !have("python3") {
-        return Err("python3 is needed for the Python reference plugin's tests; install it (Debian: apt-get install python3)".into());
+    for (program, why) in [
+        (
+            "python3",
+            "the Python reference plugin and the moto emulator (Debian: apt-get install python3 python3-venv)",
+        ),
+        ("npm", "the Azurite emulator (Debian: apt-get install npm)"),
+    ] {
+        if !have(program) {
+            return Err(format!("{program} is needed for {why}"));
+        }
+    }
+    let extra_path = emulators::install()?;
+    let mut path = std::env::join_paths(&extra_path).map_err(|e| e.to_string())?;
+    if let Some(p) = std::env::var_os("PATH") {
+        if !path.is_empty() {
+            path.push(":");
+        }
+        path.push(p);
     }
     // Build everything first so integration tests find every binary they spawn.
     run_checked(cargo().args(["build", "--workspace", "--all-targets"]))?;
-    if have_nextest() {
+    let running = emulators::start(&path)?;
+    let with_env = |cmd: &mut Command| {
+        cmd.env("PATH", &path);
+        for (k, v) in &running.env {
+            cmd.env(k, v);
+        }
+    };
+    let result = if have_nextest() {
         // nextest runs each test in its own process and ends with one summary line;
         // it does not run doctests, so those go first.
-        run_checked(cargo().args(["test", "--workspace", "--doc"]))?;
-        run_checked(
-            cargo()
-                .args(["nextest", "run", "--workspace", "--no-fail-fast"])
-                .args(args),
-        )
+        let mut doc = cargo();
+        doc.args(["test", "--workspace", "--doc"]);
+        with_env(&mut doc);
+        run_checked(&mut doc).and_then(|()| {
+            let mut test = cargo();
+            test.args(["nextest", "run", "--workspace", "--no-fail-fast"])
+                .args(args);
+            with_env(&mut test);
+            run_checked(&mut test)
+        })
     } else {
-        run_checked(
-            cargo()
-                .args(["test", "--workspace", "--no-fail-fast"])
-                .args(args),
-        )
-    }
+        let mut test = cargo();
+        test.args(["test", "--workspace", "--no-fail-fast"])
+            .args(args);
+        with_env(&mut test);
+        run_checked(&mut test)
+    };
+    drop(running);
+    result
 }

@@ -1,0 +1,168 @@
+//! Real cloud emulators on 127.0.0.1: moto (AWS: S3, Secrets Manager) and Azurite (Azure
+//! Blob). Never hand-written mocks where an emulator exists.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A running emulator: where it listens.
+#[derive(Clone, Debug)]
+pub struct Emulator {
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+fn wait_listening(port: u16, what: &str) {
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not start listening on 127.0.0.1:{port} within 60 s");
+}
+
+/// Starts `program args` from a thread that lives as long as the test process, with
+/// PDEATHSIG so the emulator dies with it (no orphans after the tests).
+fn spawn_for_process_lifetime(program: String, args: Vec<String>, what: &'static str) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut cmd = Command::new(&program);
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        match cmd.spawn() {
+            Ok(mut child) => {
+                let _ = tx.send(Ok(()));
+                let _ = child.wait();
+            }
+            Err(e) => {
+                let _ = tx.send(Err(format!(
+                    "cannot start {what} ({program}): {e}. Install it with `cargo xtask test` \
+                     (which sets up every emulator), or see .ci/run"
+                )));
+            }
+        }
+    });
+    if let Ok(Err(e)) = rx.recv() {
+        panic!("{e}");
+    }
+}
+
+/// `program` from `override_var`, else from `target/emulators/<subdir>` where
+/// `cargo xtask test` installs it, else from PATH.
+fn locate(override_var: &str, subdir: &str, program: &str) -> String {
+    if let Ok(p) = std::env::var(override_var) {
+        return p;
+    }
+    let installed = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/emulators")
+        .join(subdir)
+        .join(program);
+    if installed.is_file() {
+        return installed.display().to_string();
+    }
+    program.to_owned()
+}
+
+fn from_env(var: &str) -> Option<Emulator> {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|endpoint| Emulator { endpoint })
+}
+
+/// The moto server (AWS). `STOWAGE_TEST_MOTO_ENDPOINT`, or one started for this process
+/// from `moto_server` on PATH (or `STOWAGE_TEST_MOTO_SERVER`).
+pub fn moto() -> Emulator {
+    static MOTO: OnceLock<Emulator> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        if let Some(e) = from_env("STOWAGE_TEST_MOTO_ENDPOINT") {
+            return e;
+        }
+        let port = free_port();
+        let program = locate("STOWAGE_TEST_MOTO_SERVER", "venv/bin", "moto_server");
+        spawn_for_process_lifetime(
+            program,
+            vec![
+                "-H".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+            ],
+            "moto server",
+        );
+        wait_listening(port, "moto server");
+        Emulator {
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    })
+    .clone()
+}
+
+/// The account name and key every Azurite instance accepts (public, documented defaults).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+/// Azurite's well-known development key (public; not a secret).
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// Azurite's blob service. `STOWAGE_TEST_AZURITE_BLOB_ENDPOINT` (e.g.
+/// `http://127.0.0.1:10000/devstoreaccount1`), or one started for this process from
+/// `azurite-blob` on PATH (or `STOWAGE_TEST_AZURITE_BLOB`).
+pub fn azurite_blob() -> Emulator {
+    static AZURITE: OnceLock<Emulator> = OnceLock::new();
+    AZURITE
+        .get_or_init(|| {
+            if let Some(e) = from_env("STOWAGE_TEST_AZURITE_BLOB_ENDPOINT") {
+                return e;
+            }
+            let port = free_port();
+            let dir: PathBuf =
+                std::env::temp_dir().join(format!("stowage-azurite-{}-{port}", std::process::id()));
+            let program = locate(
+                "STOWAGE_TEST_AZURITE_BLOB",
+                "npm/node_modules/.bin",
+                "azurite-blob",
+            );
+            spawn_for_process_lifetime(
+                program,
+                vec![
+                    "--blobHost".into(),
+                    "127.0.0.1".into(),
+                    "--blobPort".into(),
+                    port.to_string(),
+                    "--location".into(),
+                    dir.display().to_string(),
+                    "--disableTelemetry".into(),
+                    "--skipApiVersionCheck".into(),
+                    "--silent".into(),
+                ],
+                "Azurite",
+            );
+            wait_listening(port, "Azurite");
+            Emulator {
+                endpoint: format!("http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"),
+            }
+        })
+        .clone()
+}
