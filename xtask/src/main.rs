@@ -5,7 +5,9 @@
 //! - `demo`: install into a temporary prefix and walk through Stowage's main job, once on
 //!   the built-in backends and once through a real plugin process, printing every step.
 //! - `test`: the whole test suite with every setup step it needs (what CI runs).
+//! - `bench [--quick]`: release build, then `stowage-bench` (results in target/bench/).
 
+mod bench;
 mod demo;
 mod emulators;
 mod install;
@@ -20,7 +22,8 @@ fn usage() -> ExitCode {
          tasks:\n  \
          install [--dir DIR] [--debug]   build and install `stowage` and every plugin binary\n  \
          demo                            install into a temp prefix and show Stowage at work\n  \
-         test                            run the whole test suite with its setup (what CI runs)"
+         test                            run the whole test suite with its setup (what CI runs)\n  \
+         bench [--quick]                 release build, then measure the call path against the floor"
     );
     ExitCode::from(2)
 }
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
         Some("install") => install::run(&args[1..]),
         Some("demo") => demo::run(),
         Some("test") => test::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         _ => return usage(),
     };
     match result {

@@ -1,0 +1,109 @@
+//! Spawn-to-handshake and memory of every plugin binary, and the CLI end to end.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use stowage_host::protocol::handshake;
+
+use crate::measure::{Report, sample};
+
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+pub fn run(bin_dir: &Path, scale: usize, report: &mut Report) {
+    let mut plugins: Vec<_> = std::fs::read_dir(bin_dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    plugins.retain(|p| {
+        p.is_file()
+            && p.file_name()
+                .and_then(|f| f.to_str())
+                .is_some_and(|f| f.starts_with("stowage-plugin-") && !f.contains('.'))
+    });
+    plugins.sort();
+    for plugin in plugins {
+        let name = plugin.file_name().unwrap().to_string_lossy().into_owned();
+        let mut rss = 0.0f64;
+        let samples = sample(100 / scale, 5, || {
+            let mut child = Command::new(&plugin)
+                .env(handshake::COOKIE_ENV, handshake::COOKIE_VALUE)
+                .env(handshake::VERSIONS_ENV, "1")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn plugin");
+            let mut line = String::new();
+            BufReader::new(child.stdout.as_mut().unwrap())
+                .read_line(&mut line)
+                .expect("read handshake");
+            assert!(line.starts_with("stowage-plugin "), "{name} wrote {line:?}");
+            rss = rss.max(peak_rss_mib(child.id()).unwrap_or(0.0));
+            drop(child.stdin.take());
+            let _ = child.wait();
+        });
+        report.add(format!("spawn-to-handshake {name}"), samples);
+        report.figure(format!("{name} peak RSS at handshake"), rss, "MiB");
+        if let Ok(meta) = std::fs::metadata(&plugin) {
+            report.figure(
+                format!("{name} binary size"),
+                meta.len() as f64 / (1024.0 * 1024.0),
+                "MiB",
+            );
+        }
+    }
+}
+
+pub fn cli(bin_dir: &Path, scale: usize, report: &mut Report) {
+    let stowage = bin_dir.join("stowage");
+    let testkit = bin_dir.join("stowage-plugin-testkit");
+    let home = tempfile::tempdir().expect("temp home");
+    let config = home.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[secrets.tk]\npath = \"{}\"\n[secrets.tk.config]\nroot = \"{}\"\n",
+            testkit.display(),
+            home.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str], stdin: &[u8]| {
+        use std::io::Write as _;
+        let mut child = Command::new(&stowage)
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("STOWAGE_HOME", home.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run stowage");
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "stowage {args:?} failed");
+    };
+    run(&["secrets", "set", "-b", "tk", "k"], b"v");
+    let started = Instant::now();
+    let samples = sample(200 / scale, 10, || {
+        run(&["secrets", "get", "-b", "host", "value:x"], b"")
+    });
+    report.add("CLI secrets get, host backend", samples);
+    let samples = sample(200 / scale, 10, || {
+        run(&["secrets", "get", "-b", "tk", "k"], b"")
+    });
+    report.add("CLI secrets get, through a plugin", samples);
+    let _ = started;
+}
