@@ -178,10 +178,11 @@ struct MemorySecrets {
     values: Mutex<BTreeMap<String, Vec<Vec<u8>>>>,
 }
 
-#[async_trait]
-impl Secrets for MemorySecrets {
-    async fn resolve_one(&self, r: &SecretRef) -> Result<SecretBytes, PluginError> {
-        let values = self.values.lock().unwrap();
+impl MemorySecrets {
+    fn lookup(
+        values: &BTreeMap<String, Vec<Vec<u8>>>,
+        r: &SecretRef,
+    ) -> Result<SecretBytes, PluginError> {
         let versions = values
             .get(&r.key)
             .ok_or_else(|| PluginError::not_found(format!("secret '{}' not found", r.key)))?;
@@ -197,6 +198,19 @@ impl Secrets for MemorySecrets {
             .ok_or_else(|| {
                 PluginError::not_found(format!("secret '{}' has no version {index}", r.key))
             })
+    }
+}
+
+#[async_trait]
+impl Secrets for MemorySecrets {
+    async fn resolve_one(&self, r: &SecretRef) -> Result<SecretBytes, PluginError> {
+        Self::lookup(&self.values.lock().unwrap(), r)
+    }
+
+    /// A batch takes the lock once, as a backend with a batch API would make one request.
+    async fn resolve(&self, refs: &[SecretRef]) -> Vec<Result<SecretBytes, PluginError>> {
+        let values = self.values.lock().unwrap();
+        refs.iter().map(|r| Self::lookup(&values, r)).collect()
     }
 
     async fn put(&self, key: &str, value: SecretBytes) -> Result<Option<String>, PluginError> {

@@ -227,7 +227,9 @@ where
 }
 
 fn init_logging() {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let level = std::env::var(handshake::LOG_ENV).unwrap_or_else(|_| "info".to_owned());
     // tarpc logs every expired deadline and closed connection; the host reports those
     // itself, so they are shown only when the host is debugging.
@@ -235,12 +237,21 @@ fn init_logging() {
         "debug" | "trace" => level,
         _ => format!("{level},tarpc=off"),
     };
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_current_span(false)
-        .with_target(false)
-        .without_time()
+    // A static target filter, not EnvFilter: it parses without regexes, which keeps
+    // start-up (paid on every operation) short.
+    let targets: Targets = filter
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO));
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr)
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_target(false)
+                .without_time(),
+        )
+        .with(targets)
         .try_init();
 }

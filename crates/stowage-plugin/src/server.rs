@@ -210,6 +210,20 @@ impl StowagePlugin for PluginServer {
         // Invalid references are answered individually; the rest go to the backend as one batch.
         let checks: Vec<Result<(), PluginError>> =
             refs.iter().map(|r| validate_secret_key(&r.key)).collect();
+        if checks.iter().all(Result::is_ok) {
+            let answers = secrets.resolve(&refs).await;
+            if answers.len() == refs.len() {
+                return answers;
+            }
+            return refs
+                .iter()
+                .map(|_| {
+                    Err(PluginError::internal(
+                        "the backend answered a different number of references than asked",
+                    ))
+                })
+                .collect();
+        }
         let valid: Vec<SecretRef> = refs
             .iter()
             .zip(&checks)
