@@ -118,7 +118,7 @@ impl PluginBackend {
                         let p = Arc::new(self.start_process().await?);
                         tracing::debug!(backend = %self.name(), pid = p.pid(), "keeping plugin alive");
                         *slot = Some(p.clone());
-                        KeptProcess::watch_idle(kept.clone());
+                        KeptProcess::watch_idle(kept.clone(), Arc::downgrade(&p));
                         p
                     }
                 }
@@ -159,8 +159,9 @@ impl PluginBackend {
 }
 
 impl KeptProcess {
-    /// Closes the kept process once it has been idle for `idle`.
-    fn watch_idle(kept: Arc<KeptProcess>) {
+    /// Closes `process` once it has been idle for `idle`. The watcher ends when the
+    /// process is gone from the slot (replaced after a crash, or shut down).
+    fn watch_idle(kept: Arc<KeptProcess>, process: std::sync::Weak<PluginProcess>) {
         tokio::spawn(async move {
             loop {
                 let last = *kept.last_used.lock().unwrap_or_else(|e| e.into_inner());
@@ -171,6 +172,9 @@ impl KeptProcess {
                 }
                 let mut slot = kept.slot.lock().await;
                 let Some(p) = slot.as_ref() else { return };
+                if !std::ptr::eq(Arc::as_ptr(p), process.as_ptr()) {
+                    return;
+                }
                 // Still in use by an operation (its Arc is shared): look again later.
                 if Arc::strong_count(p) > 1 {
                     drop(slot);

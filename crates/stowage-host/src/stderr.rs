@@ -127,3 +127,30 @@ fn emit(backend: &str, line: &str) -> String {
     }
     format!("{} {text}", level.to_ascii_uppercase())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::emit;
+
+    #[test]
+    fn json_lines_keep_their_level_message_and_fields() {
+        assert_eq!(
+            emit(
+                "b",
+                r#"{"level":"WARN","fields":{"message":"slow disk","ms":120}}"#
+            ),
+            "WARN slow disk ms=120"
+        );
+        assert_eq!(
+            emit("b", r#"{"level":"error","message":"boom","op":"get"}"#),
+            "ERROR boom op=get"
+        );
+        assert_eq!(
+            emit("b", r#"{"level":"debug","msg":"hello"}"#),
+            "DEBUG hello"
+        );
+        assert_eq!(emit("b", "plain text line"), "plain text line");
+        // Not JSON after all: kept as written.
+        assert_eq!(emit("b", "{not json"), "{not json");
+    }
+}
