@@ -78,7 +78,8 @@ pub fn classify(aws_code: Option<&str>, status: Option<u16>, message: &str) -> E
 /// Parses a `Retry-After` header given in seconds (the form AWS endpoints use).
 pub fn parse_retry_after(header: Option<&str>) -> Option<Duration> {
     let seconds: f64 = header?.trim().parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0 && seconds < 86_400.0)
+    (0.0..86_400.0)
+        .contains(&seconds)
         .then(|| Duration::from_millis((seconds * 1000.0) as u64))
 }
 

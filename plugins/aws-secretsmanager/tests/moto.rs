@@ -1,0 +1,670 @@
+//! The plugin against a real moto server on 127.0.0.1: the conformance kit, and the cases
+//! the kit does not cover (versions, JSON properties, binary storage, ownership, pagination
+//! past one AWS page, batches, unreachable endpoints, missing credentials).
+//!
+//! Every test uses its own name prefix, so the tests share one moto safely.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::types::Tag;
+use serde_json::json;
+use stowage_host::SecretsHandle;
+use stowage_host::conformance::{self, CaseResult, Outcome};
+use stowage_host::launcher::PluginBackend;
+use stowage_host::process::PluginCommand;
+use stowage_host::protocol::{ErrorCode, Role, SecretBytes, SecretListQuery, SecretRef};
+
+const PLUGIN: &str = env!("CARGO_BIN_EXE_stowage-plugin-aws-secretsmanager");
+
+fn unique(test: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "t-{test}-{}-{nanos:x}-{}/",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The environment moto needs: fixed test credentials and a region, and nothing from the
+/// developer's own AWS setup.
+fn moto_env() -> BTreeMap<String, String> {
+    [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_SESSION_TOKEN", ""),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_PROFILE", ""),
+        ("AWS_CONFIG_FILE", "/nonexistent/stowage-test/config"),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/stowage-test/credentials",
+        ),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+fn command(env: BTreeMap<String, String>) -> PluginCommand {
+    PluginCommand {
+        backend: "aws".into(),
+        program: PLUGIN.into(),
+        args: Vec::new(),
+        env,
+    }
+}
+
+/// A kept-alive plugin process behind a host handle, with `config` and `env`.
+fn handle_with_env(config: serde_json::Value, env: BTreeMap<String, String>) -> SecretsHandle {
+    let backend = Arc::new(PluginBackend::new(
+        command(env),
+        Role::Secrets,
+        config.to_string(),
+        Duration::from_secs(60),
+        Some(Duration::from_secs(60)),
+    ));
+    SecretsHandle::plugin("aws", backend)
+}
+
+/// `extra` merged into a moto config with `prefix`.
+fn moto_config(prefix: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut config = json!({
+        "endpoint-url": stowage_tests::emulators::moto().endpoint,
+        "region": "us-east-1",
+        "prefix": prefix,
+    });
+    if let (Some(c), serde_json::Value::Object(extra)) = (config.as_object_mut(), extra) {
+        c.extend(extra);
+    }
+    config
+}
+
+fn handle(prefix: &str, extra: serde_json::Value) -> SecretsHandle {
+    handle_with_env(moto_config(prefix, extra), moto_env())
+}
+
+/// A direct SDK client on moto, to look behind the plugin's back.
+fn sdk() -> Client {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .endpoint_url(stowage_tests::emulators::moto().endpoint)
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .http_client(http)
+        .build();
+    Client::from_conf(config)
+}
+
+async fn put(s: &SecretsHandle, key: &str, value: &[u8]) -> String {
+    s.put(key, SecretBytes::new(value.to_vec()))
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e}"))
+        .expect("Secrets Manager has versions")
+}
+
+async fn get(s: &SecretsHandle, r: SecretRef) -> Result<Vec<u8>, stowage_host::Error> {
+    s.resolve_one(&r).await.map(|v| v.expose().to_vec())
+}
+
+async fn code_of(s: &SecretsHandle, r: SecretRef) -> ErrorCode {
+    match get(s, r.clone()).await {
+        Ok(_) => panic!("{r:?} resolved"),
+        Err(e) => e.code(),
+    }
+}
+
+/// tests/src/lib.rs `conformance_run`, with an environment for the plugin process.
+async fn conformance_run_with_env(
+    config: &serde_json::Value,
+    env: BTreeMap<String, String>,
+) -> Vec<CaseResult> {
+    let command = command(env);
+    let config = config.to_string();
+    let mut results = conformance::run_process_cases(&command, Role::Secrets, &config).await;
+    let backend = Arc::new(PluginBackend::new(
+        command.clone(),
+        Role::Secrets,
+        config,
+        Duration::from_secs(60),
+        Some(Duration::from_secs(60)),
+    ));
+    let handle = SecretsHandle::plugin("conformance", backend.clone());
+    let info = handle
+        .info()
+        .await
+        .unwrap_or_else(|e| panic!("cannot configure the plugin: {e}"));
+    let caps = conformance::parse_capabilities(&info.capabilities);
+    results.extend(conformance::run_secrets_cases(&handle, &caps, None).await);
+    backend.shutdown().await;
+    results
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_conformance_kit_passes_against_moto() {
+    let prefix = unique("conformance");
+    let results = conformance_run_with_env(&moto_config(&prefix, json!({})), moto_env()).await;
+    let skipped: Vec<&str> = results
+        .iter()
+        .filter(|r| r.outcome != Outcome::Pass)
+        .map(|r| r.name.as_str())
+        .collect();
+    eprintln!(
+        "{} cases, {} passed; not passed: {skipped:?}",
+        results.len(),
+        results.len() - skipped.len()
+    );
+    stowage_tests::assert_conformant(&results, results.len());
+    assert!(results.len() >= 10, "{results:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn versions_by_stage_and_by_id() {
+    let s = handle(&unique("versions"), json!({}));
+    let v1 = put(&s, "db", b"one").await;
+    let v2 = put(&s, "db", b"two").await;
+    assert_ne!(v1, v2);
+    assert_eq!(get(&s, SecretRef::new("db")).await.unwrap(), b"two");
+    let at = |v: &str| SecretRef::with_version("db", v);
+    assert_eq!(get(&s, at("AWSCURRENT")).await.unwrap(), b"two");
+    assert_eq!(get(&s, at("AWSPREVIOUS")).await.unwrap(), b"one");
+    assert_eq!(get(&s, at("stage:AWSPREVIOUS")).await.unwrap(), b"one");
+    assert_eq!(get(&s, at(&v1)).await.unwrap(), b"one");
+    assert_eq!(get(&s, at(&format!("id:{v2}"))).await.unwrap(), b"two");
+    assert_eq!(code_of(&s, at("NO-SUCH-STAGE")).await, ErrorCode::NotFound);
+    assert_eq!(
+        code_of(&s, at("00000000-0000-0000-0000-000000000000")).await,
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        code_of(&s, at("id:short")).await,
+        ErrorCode::InvalidArgument
+    );
+    // Listing shows the current version id.
+    let page = s.list_all("").await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].key, "db");
+    assert_eq!(page[0].version.as_deref(), Some(v2.as_str()));
+    // A pinned version in a batch is read on its own, next to batched current values.
+    put(&s, "other", b"o").await;
+    let answers = s
+        .resolve(&[SecretRef::new("db"), at(&v1), SecretRef::new("other")])
+        .await
+        .unwrap();
+    let values: Vec<Vec<u8>> = answers
+        .into_iter()
+        .map(|a| a.unwrap().expose().to_vec())
+        .collect();
+    assert_eq!(values, [b"two".to_vec(), b"one".to_vec(), b"o".to_vec()]);
+    s.plugin_backend().unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_properties() {
+    let s = handle(&unique("json"), json!({}));
+    put(
+        &s,
+        "db",
+        br#"{"username":"admin","port":5432,"tls":{"mode":"verify-full"},"a#b":"hash"}"#,
+    )
+    .await;
+    put(&s, "plain", b"not json").await;
+    assert_eq!(
+        get(&s, SecretRef::new("db#username")).await.unwrap(),
+        b"admin"
+    );
+    assert_eq!(get(&s, SecretRef::new("db#port")).await.unwrap(), b"5432");
+    assert_eq!(
+        get(&s, SecretRef::new("db#tls")).await.unwrap(),
+        br#"{"mode":"verify-full"}"#
+    );
+    assert_eq!(get(&s, SecretRef::new("db#a#b")).await.unwrap(), b"hash");
+    assert_eq!(
+        code_of(&s, SecretRef::new("db#password")).await,
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        code_of(&s, SecretRef::new("plain#x")).await,
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(
+        code_of(&s, SecretRef::new("missing#x")).await,
+        ErrorCode::NotFound
+    );
+    // Properties work in batches and on older versions too.
+    put(&s, "db", br#"{"username":"root"}"#).await;
+    let answers = s
+        .resolve(&[
+            SecretRef::new("db#username"),
+            SecretRef::with_version("db#username", "AWSPREVIOUS"),
+            SecretRef::new("db"),
+            SecretRef::new("db#port"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(answers[0].as_ref().unwrap().expose(), b"root");
+    assert_eq!(answers[1].as_ref().unwrap().expose(), b"admin");
+    assert_eq!(
+        answers[2].as_ref().unwrap().expose(),
+        br#"{"username":"root"}"#
+    );
+    assert_eq!(answers[3].as_ref().unwrap_err().code(), ErrorCode::NotFound);
+    // A property cannot be written or deleted.
+    let e = s
+        .put("db#username", SecretBytes::from("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    let e = s.delete("db#username").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    s.plugin_backend().unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn binary_and_text_are_stored_as_aws_expects() {
+    let prefix = unique("binary");
+    let aws = sdk();
+    let s = handle(&prefix, json!({}));
+    let bytes: Vec<u8> = (0..=255).collect();
+    put(&s, "bin", &bytes).await;
+    put(&s, "text", "grüße".as_bytes()).await;
+    assert_eq!(get(&s, SecretRef::new("bin")).await.unwrap(), bytes);
+    assert_eq!(
+        get(&s, SecretRef::new("text")).await.unwrap(),
+        "grüße".as_bytes()
+    );
+    let raw = aws
+        .get_secret_value()
+        .secret_id(format!("{prefix}bin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.secret_binary.unwrap().into_inner(), bytes);
+    assert!(raw.secret_string.is_none());
+    let raw = aws
+        .get_secret_value()
+        .secret_id(format!("{prefix}text"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.secret_string.as_deref(), Some("grüße"));
+    s.plugin_backend().unwrap().shutdown().await;
+
+    // write-as = "binary": UTF-8 text is stored as SecretBinary too.
+    let s = handle(&prefix, json!({"write-as": "binary"}));
+    put(&s, "forced", b"text").await;
+    let raw = aws
+        .get_secret_value()
+        .secret_id(format!("{prefix}forced"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.secret_binary.unwrap().into_inner(), b"text");
+    assert_eq!(get(&s, SecretRef::new("forced")).await.unwrap(), b"text");
+    s.plugin_backend().unwrap().shutdown().await;
+
+    // write-as = "string": bytes that are not UTF-8 are refused.
+    let s = handle(&prefix, json!({"write-as": "string"}));
+    let e = s
+        .put("bad", SecretBytes::new(vec![0xff, 0xfe]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    // Values over the AWS limit are refused before any call.
+    let e = s
+        .put("big", SecretBytes::new(vec![b'x'; 65_537]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    s.plugin_backend().unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_not_created_by_stowage_are_not_overwritten_or_deleted() {
+    let prefix = unique("owner");
+    let aws = sdk();
+    aws.create_secret()
+        .name(format!("{prefix}foreign"))
+        .secret_string("theirs")
+        .tags(Tag::builder().key("team").value("payments").build())
+        .send()
+        .await
+        .unwrap();
+    let s = handle(
+        &prefix,
+        json!({"tags": {"team": "platform", "env": "test"}}),
+    );
+    // Reading is fine.
+    assert_eq!(get(&s, SecretRef::new("foreign")).await.unwrap(), b"theirs");
+    let e = s
+        .put("foreign", SecretBytes::from("mine"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied, "{e}");
+    assert!(e.to_string().contains("allow-unmanaged"), "{e}");
+    assert!(!e.to_string().contains("mine") && !e.to_string().contains("theirs"));
+    let e = s.delete("foreign").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PermissionDenied, "{e}");
+    assert_eq!(get(&s, SecretRef::new("foreign")).await.unwrap(), b"theirs");
+
+    // What the plugin creates carries managed-by plus the configured tags.
+    put(&s, "own", b"x").await;
+    let described = aws
+        .describe_secret()
+        .secret_id(format!("{prefix}own"))
+        .send()
+        .await
+        .unwrap();
+    let tags: BTreeMap<&str, &str> = described
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap(), t.value().unwrap()))
+        .collect();
+    assert_eq!(
+        tags,
+        BTreeMap::from([
+            ("env", "test"),
+            ("managed-by", "stowage"),
+            ("team", "platform")
+        ])
+    );
+    s.plugin_backend().unwrap().shutdown().await;
+
+    // allow-unmanaged lifts the refusal.
+    let s = handle(
+        &prefix,
+        json!({"allow-unmanaged": true, "force-delete": true}),
+    );
+    put(&s, "foreign", b"mine").await;
+    assert_eq!(get(&s, SecretRef::new("foreign")).await.unwrap(), b"mine");
+    s.delete("foreign").await.unwrap();
+    assert_eq!(
+        code_of(&s, SecretRef::new("foreign")).await,
+        ErrorCode::NotFound
+    );
+    s.plugin_backend().unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listing_and_batches_span_more_than_one_aws_page() {
+    let prefix = unique("pages");
+    let aws = sdk();
+    // 230 secrets: three ListSecrets pages of 100, and batches beyond BatchGetSecretValue's 20.
+    let keys: Vec<String> = (0..230).map(|i| format!("k{i:03}")).collect();
+    for key in &keys {
+        aws.create_secret()
+            .name(format!("{prefix}{key}"))
+            .secret_string(format!("value-{key}"))
+            .tags(Tag::builder().key("managed-by").value("stowage").build())
+            .send()
+            .await
+            .unwrap();
+    }
+    // A neighbour whose name only extends the prefix must not show up.
+    aws.create_secret()
+        .name(format!("{}x", prefix.trim_end_matches('/')))
+        .secret_string("neighbour")
+        .send()
+        .await
+        .unwrap();
+    let s = handle(&prefix, json!({}));
+    let mut listed = Vec::new();
+    let mut token = None;
+    let mut pages = Vec::new();
+    loop {
+        let page = s
+            .list(&SecretListQuery {
+                prefix: String::new(),
+                page_size: 100,
+                page_token: token.take(),
+            })
+            .await
+            .unwrap();
+        pages.push(page.items.len());
+        listed.extend(page.items.into_iter().map(|m| m.key));
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(pages, [100, 100, 30]);
+    assert_eq!(listed, keys);
+    let k1: Vec<String> = s
+        .list_all("k1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    assert_eq!(k1, keys[100..200]);
+    let e = s
+        .list(&SecretListQuery {
+            prefix: "k2".into(),
+            page_size: 10,
+            page_token: Some("k1".into()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+
+    // One batch of 45 references: 43 found (some twice), one missing, one invalid.
+    let mut refs: Vec<SecretRef> = keys[..43].iter().map(SecretRef::new).collect();
+    refs.push(SecretRef::new("missing"));
+    refs.push(SecretRef::new("bad name"));
+    refs.push(SecretRef::new("k000"));
+    let answers = s.resolve(&refs).await.unwrap();
+    assert_eq!(answers.len(), refs.len());
+    for (r, a) in refs.iter().zip(&answers) {
+        match r.key.as_str() {
+            "missing" => assert_eq!(a.as_ref().unwrap_err().code(), ErrorCode::NotFound),
+            "bad name" => assert_eq!(a.as_ref().unwrap_err().code(), ErrorCode::InvalidArgument),
+            k => assert_eq!(
+                a.as_ref().unwrap().expose(),
+                format!("value-{k}").as_bytes(),
+                "{k}"
+            ),
+        }
+    }
+    s.plugin_backend().unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_recovery_window_restore_and_force() {
+    let prefix = unique("delete");
+    let aws = sdk();
+    let s = handle(&prefix, json!({"recovery-window-days": 7}));
+    put(&s, "a", b"1").await;
+    s.delete("a").await.unwrap();
+    assert_eq!(code_of(&s, SecretRef::new("a")).await, ErrorCode::NotFound);
+    assert_eq!(s.delete("a").await.unwrap_err().code(), ErrorCode::NotFound);
+    assert!(s.list_all("").await.unwrap().is_empty());
+    // Still recoverable at AWS...
+    let described = aws
+        .describe_secret()
+        .secret_id(format!("{prefix}a"))
+        .send()
+        .await
+        .unwrap();
+    assert!(described.deleted_date.is_some());
+    // ...and a new put brings the name back with the new value.
+    put(&s, "a", b"2").await;
+    assert_eq!(get(&s, SecretRef::new("a")).await.unwrap(), b"2");
+    assert_eq!(
+        s.delete("never").await.unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+    s.plugin_backend().unwrap().shutdown().await;
+
+    let s = handle(&prefix, json!({"force-delete": true}));
+    s.delete("a").await.unwrap();
+    let e = aws
+        .describe_secret()
+        .secret_id(format!("{prefix}a"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        e.as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "{e:?}"
+    );
+    s.plugin_backend().unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_keys_are_invalid_argument_without_a_call() {
+    let s = handle(&unique("invalid"), json!({}));
+    for key in ["bad name", "a:b", "#p", "db#", "ü"] {
+        assert_eq!(
+            code_of(&s, SecretRef::new(key)).await,
+            ErrorCode::InvalidArgument,
+            "{key}"
+        );
+        assert_eq!(
+            s.put(key, SecretBytes::from("x")).await.unwrap_err().code(),
+            ErrorCode::InvalidArgument,
+            "{key}"
+        );
+    }
+    s.plugin_backend().unwrap().shutdown().await;
+}
+
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_endpoint_is_unavailable_within_seconds() {
+    // Connection refused.
+    let s = handle_with_env(
+        json!({"endpoint-url": format!("http://127.0.0.1:{}", closed_port()), "region": "us-east-1"}),
+        moto_env(),
+    );
+    s.info().await.unwrap();
+    let start = Instant::now();
+    let e = get(&s, SecretRef::new("x")).await.unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(e.code(), ErrorCode::Unavailable, "{e}");
+    eprintln!("connection refused: unavailable after {took:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(
+        s.put("x", SecretBytes::from("v")).await.unwrap_err().code(),
+        ErrorCode::Unavailable
+    );
+    s.plugin_backend().unwrap().shutdown().await;
+
+    // A server that accepts connections and never answers: bounded by attempt-timeout ×
+    // max-attempts, not by the SDK's defaults.
+    let black_hole = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = black_hole.local_addr().unwrap().port();
+    let s = handle_with_env(
+        json!({
+            "endpoint-url": format!("http://127.0.0.1:{port}"), "region": "us-east-1",
+            "attempt-timeout": "1s", "max-attempts": 2
+        }),
+        moto_env(),
+    );
+    s.info().await.unwrap();
+    let start = Instant::now();
+    let e = get(&s, SecretRef::new("x")).await.unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(e.code(), ErrorCode::Unavailable, "{e}");
+    eprintln!("no answer: unavailable after {took:?}: {e}");
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    s.plugin_backend().unwrap().shutdown().await;
+    drop(black_hole);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_credentials_are_unauthenticated() {
+    let mut env = moto_env();
+    env.insert("AWS_ACCESS_KEY_ID".into(), String::new());
+    env.insert("AWS_SECRET_ACCESS_KEY".into(), String::new());
+    let s = handle_with_env(moto_config(&unique("nocreds"), json!({})), env);
+    let start = Instant::now();
+    let e = get(&s, SecretRef::new("x")).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Unauthenticated, "{e}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    s.plugin_backend().unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configure_is_cheap_and_bad_config_is_rejected() {
+    // No endpoint can be reached and no region is known, yet configure succeeds instantly:
+    // nothing is built before the first call.
+    let mut env = moto_env();
+    env.insert("AWS_REGION".into(), String::new());
+    let s = handle_with_env(json!({"endpoint-url": "http://127.0.0.1:9"}), env);
+    let start = Instant::now();
+    let info = s.info().await.unwrap();
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert_eq!(info.name, "aws-secretsmanager");
+    assert_eq!(info.capabilities.len(), 4);
+    // The first call reports the missing region.
+    let e = get(&s, SecretRef::new("x")).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    assert!(e.to_string().contains("region"), "{e}");
+    s.plugin_backend().unwrap().shutdown().await;
+
+    let s = handle_with_env(json!({"regoin": "us-east-1"}), moto_env());
+    let e = s.info().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_moto_example_works_through_a_host_config() {
+    let prefix = unique("readme");
+    let home = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+default-secrets = "aws"
+
+[secrets.aws]
+path = "{PLUGIN}"
+env = {{ AWS_ACCESS_KEY_ID = "testing", AWS_SECRET_ACCESS_KEY = "testing", AWS_EC2_METADATA_DISABLED = "true" }}
+[secrets.aws.config]
+region = "us-east-1"
+endpoint-url = "{endpoint}"
+prefix = "{prefix}"
+force-delete = true
+"#,
+        endpoint = stowage_tests::emulators::moto().endpoint
+    );
+    let config = stowage_host::Config::parse(&text, None, home.path().to_path_buf()).unwrap();
+    let stowage = stowage_host::Stowage::from_config(config);
+    // No keep-alive: every call below is its own plugin process.
+    let s = stowage.secrets(None).unwrap();
+    let v = s
+        .put("db", SecretBytes::from(r#"{"password":"s3cr3t"}"#))
+        .await
+        .unwrap();
+    assert!(v.is_some());
+    let value = s.resolve_one(&SecretRef::new("db#password")).await.unwrap();
+    assert_eq!(value.expose(), b"s3cr3t");
+    let listed = s.list_all("").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].key, "db");
+    s.delete("db").await.unwrap();
+    let e = s.resolve_one(&SecretRef::new("db")).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotFound);
+}
