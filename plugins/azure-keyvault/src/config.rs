@@ -71,11 +71,10 @@ pub enum CredentialKind {
 struct Raw {
     vault_url: Option<String>,
     vault_name: Option<String>,
-    cloud: Option<Cloud>,
+    cloud: Option<String>,
     tenant_id: Option<String>,
     client_id: Option<String>,
-    #[serde(default)]
-    credential: CredentialKind,
+    credential: Option<String>,
     client_secret_env: Option<String>,
     federated_token_file: Option<PathBuf>,
     access_token_env: Option<String>,
@@ -85,8 +84,7 @@ struct Raw {
     max_retries: Option<u32>,
     max_retry_delay: Option<String>,
     concurrency: Option<usize>,
-    #[serde(default)]
-    names: NameMapping,
+    names: Option<String>,
     #[serde(default)]
     allow_unmanaged: bool,
     #[serde(default)]
@@ -130,6 +128,20 @@ pub const DEFAULT_ACCESS_TOKEN_ENV: &str = "AZURE_KEYVAULT_ACCESS_TOKEN";
 pub const DEFAULT_CLIENT_SECRET_ENV: &str = "AZURE_CLIENT_SECRET";
 pub const MAX_CONCURRENCY: usize = 64;
 
+/// One of a fixed set of strings, with an error naming the key and the choices.
+fn choice<T: serde::de::DeserializeOwned + Default>(
+    bad: &dyn Fn(&str, &str) -> PluginError,
+    key: &str,
+    value: &Option<String>,
+    choices: &[&str],
+) -> Result<T, PluginError> {
+    match value {
+        None => Ok(T::default()),
+        Some(v) => serde_json::from_value(serde_json::Value::String(v.clone()))
+            .map_err(|_| bad(key, &format!("expected one of {}", choices.join(", ")))),
+    }
+}
+
 impl Config {
     /// Parses and checks the table; no I/O.
     pub fn from_plugin(config: &PluginConfig) -> Result<Config, PluginError> {
@@ -140,7 +152,21 @@ impl Config {
                 "invalid config for backend '{backend}': key `{key}`: {why}"
             ))
         };
-        let cloud = raw.cloud.unwrap_or_default();
+        let cloud: Cloud = choice(&bad, "cloud", &raw.cloud, &["public", "china", "us-gov"])?;
+        let credential: CredentialKind = choice(
+            &bad,
+            "credential",
+            &raw.credential,
+            &[
+                "default",
+                "environment",
+                "workload-identity",
+                "managed-identity",
+                "azure-cli",
+                "access-token",
+            ],
+        )?;
+        let names: NameMapping = choice(&bad, "names", &raw.names, &["encoded", "verbatim"])?;
         let vault_url = match (&raw.vault_url, &raw.vault_name) {
             (Some(_), Some(_)) => {
                 return Err(bad(
@@ -220,7 +246,7 @@ impl Config {
         )?;
         if raw.client_secret_env.is_some()
             && !matches!(
-                raw.credential,
+                credential,
                 CredentialKind::Environment | CredentialKind::Default
             )
         {
@@ -229,7 +255,7 @@ impl Config {
                 "only used with credential = \"environment\" or \"default\"",
             ));
         }
-        if raw.access_token_env.is_some() && raw.credential != CredentialKind::AccessToken {
+        if raw.access_token_env.is_some() && credential != CredentialKind::AccessToken {
             return Err(bad(
                 "access-token-env",
                 "only used with credential = \"access-token\"",
@@ -237,7 +263,7 @@ impl Config {
         }
         if raw.federated_token_file.is_some()
             && !matches!(
-                raw.credential,
+                credential,
                 CredentialKind::WorkloadIdentity | CredentialKind::Default
             )
         {
@@ -315,7 +341,7 @@ impl Config {
             cloud,
             tenant_id: raw.tenant_id,
             client_id: raw.client_id,
-            credential: raw.credential,
+            credential,
             client_secret_env,
             federated_token_file: raw.federated_token_file,
             access_token_env,
@@ -325,7 +351,7 @@ impl Config {
             max_retries,
             max_retry_delay,
             concurrency,
-            names: raw.names,
+            names,
             allow_unmanaged: raw.allow_unmanaged,
             purge_on_delete: raw.purge_on_delete,
             tags,
