@@ -1,0 +1,53 @@
+//! The conformance kit against every store the plugin supports that runs here: memory,
+//! a local directory, S3 on moto and Azure Blob on Azurite.
+
+mod common;
+
+use common::*;
+use stowage_plugin::Role;
+
+const MIN_PASSED: usize = 17;
+
+#[tokio::test]
+async fn memory_store_is_conformant() {
+    let results = stowage_tests::conformance_run(
+        PLUGIN,
+        Role::Storage,
+        &serde_json::json!({ "url": "memory://" }),
+    )
+    .await;
+    stowage_tests::assert_conformant(&results, MIN_PASSED);
+}
+
+#[tokio::test]
+async fn local_store_is_conformant() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = url::Url::from_directory_path(dir.path().join("store")).unwrap();
+    let results = stowage_tests::conformance_run(
+        PLUGIN,
+        Role::Storage,
+        &serde_json::json!({ "url": url.as_str() }),
+    )
+    .await;
+    stowage_tests::assert_conformant(&results, MIN_PASSED);
+}
+
+#[tokio::test]
+async fn s3_on_moto_is_conformant() {
+    let (endpoint, bucket) = moto_bucket();
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = with_aws_env(dir.path());
+    let results =
+        stowage_tests::conformance_run(&plugin, Role::Storage, &s3_config(&endpoint, &bucket))
+            .await;
+    stowage_tests::assert_conformant(&results, MIN_PASSED);
+}
+
+#[tokio::test]
+async fn azure_blob_on_azurite_is_conformant() {
+    let (endpoint, container) = azurite_container().await;
+    let results =
+        stowage_tests::conformance_run(PLUGIN, Role::Storage, &azure_config(&endpoint, &container))
+            .await;
+    stowage_tests::assert_conformant(&results, MIN_PASSED);
+}
