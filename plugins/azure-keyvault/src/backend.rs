@@ -345,7 +345,7 @@ impl Secrets for KeyVault {
             if !matches || !(self.config.allow_unmanaged || is_managed(item.tags.as_ref())) {
                 continue;
             }
-            let Some(key) = names.from_vault(name) else {
+            let Some(key) = names.key_of(name) else {
                 continue;
             };
             if let Some(tagged) = item.tags.as_ref().and_then(|t| t.get(NAME_TAG))

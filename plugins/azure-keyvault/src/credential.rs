@@ -120,7 +120,6 @@ impl Settings {
         let c = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
             user_assigned_id: self.client_id.clone().map(UserAssignedId::ClientId),
             client_options: self.client_options.clone(),
-            ..Default::default()
         }))?;
         Ok(c)
     }

@@ -78,7 +78,7 @@ impl NameMapping {
     }
 
     /// The key a Key Vault name stands for, if it is one this mapping produces.
-    pub fn from_vault(self, name: &str) -> Option<String> {
+    pub fn key_of(self, name: &str) -> Option<String> {
         match self {
             NameMapping::Encoded => decode(name),
             NameMapping::Verbatim => is_vault_name(name).then(|| name.to_owned()),
@@ -248,6 +248,6 @@ mod tests {
         assert_eq!(m.to_vault("Db-Password").unwrap(), "Db-Password");
         assert!(m.to_vault("db_password").is_err());
         assert!(m.to_vault(&"a".repeat(128)).is_err());
-        assert_eq!(m.from_vault("x-y").as_deref(), Some("x-y"));
+        assert_eq!(m.key_of("x-y").as_deref(), Some("x-y"));
     }
 }

@@ -43,6 +43,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+/// A stored version as the tests see it: (content type, tags, value).
+pub type Stored = (Option<String>, Option<BTreeMap<String, String>>, String);
+
 pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 
 /// One version of a secret.
@@ -212,10 +215,7 @@ impl StandIn {
     }
 
     /// The tags and content type of the latest version, as stored.
-    pub fn latest(
-        &self,
-        name: &str,
-    ) -> Option<(Option<String>, Option<BTreeMap<String, String>>, String)> {
+    pub fn latest(&self, name: &str) -> Option<Stored> {
         let st = self.state.lock().unwrap();
         let e = st.secrets.get(&name.to_ascii_lowercase())?;
         let v = e.versions.last()?;
