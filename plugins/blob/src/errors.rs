@@ -215,8 +215,6 @@ fn generic(source: &(dyn StdError + 'static), cx: &Context<'_>) -> PluginError {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     use crate::http::body_code;
 
     #[test]

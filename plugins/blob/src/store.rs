@@ -24,6 +24,8 @@ use stowage_plugin::{
 
 use crate::config::{Checked, Target};
 use crate::errors::{self, Context};
+use object_store::client::HttpConnector as _;
+
 use crate::http::{AzureSigning, Connector, Failure, recording, with_delete_condition};
 use crate::keys::{Layout, escape, offset_before};
 
@@ -40,8 +42,10 @@ const LOCK_FILE: &str = ".stowage-lock";
 enum Kind {
     /// With the store's conditional requests (`If-Match` / `If-None-Match`).
     S3,
+    /// Conditional deletes are sent by this plugin (object_store deletes through batches).
     Azure {
         emulator: bool,
+        delete: Arc<AzureDelete>,
     },
     /// With generation preconditions (`x-goog-if-generation-match`).
     Gcs,
@@ -78,6 +82,109 @@ impl From<PluginError> for OpError {
 }
 
 type OpResult<T> = Result<T, OpError>;
+
+/// A conditional Azure delete, sent by hand: object_store deletes Azure blobs through batch
+/// requests, which have no room for a precondition.
+struct AzureDelete {
+    azure: Arc<object_store::azure::MicrosoftAzure>,
+    http: object_store::client::HttpClient,
+    /// The account URL (`https://ACCOUNT.blob.core.windows.net`, or the configured endpoint).
+    service: url::Url,
+    container: String,
+    account: String,
+}
+
+impl std::fmt::Debug for AzureDelete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureDelete")
+            .field("container", &self.container)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AzureDelete {
+    async fn delete_if_match(
+        &self,
+        path: &Path,
+        version: &str,
+        what: &str,
+        store: &str,
+    ) -> OpResult<()> {
+        let mut url = self.service.clone();
+        url.path_segments_mut()
+            .map_err(|_| PluginError::invalid_argument("the Azure endpoint cannot be a base URL"))?
+            .pop_if_empty()
+            .push(&self.container)
+            .extend(path.parts().map(|p| p.as_ref().to_owned()));
+        let mut request = http::Request::builder()
+            .method(http::Method::DELETE)
+            .uri(url.as_str())
+            .header(IF_MATCH, quoted(version))
+            .body(object_store::client::HttpRequestBody::empty())
+            .map_err(|e| PluginError::internal(format!("cannot build the delete request: {e}")))?;
+        let credential = self.azure.credentials().get_credential().await?;
+        object_store::azure::AzureAuthorizer::new(&credential, &self.account)
+            .try_authorize(&mut request)?;
+        let response = self.http.execute(request).await.map_err(|e| {
+            PluginError::unavailable(format!(
+                "cannot reach the {store} to delete {what}: {}",
+                match e.kind() {
+                    object_store::client::HttpErrorKind::Timeout => "timed out",
+                    object_store::client::HttpErrorKind::Connect => "cannot connect",
+                    _ => "the request failed",
+                }
+            ))
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let body = response.into_body().bytes().await.unwrap_or_default();
+        let code = std::str::from_utf8(&body)
+            .ok()
+            .and_then(crate::http::body_code)
+            .unwrap_or("")
+            .to_owned();
+        let shown = format!("{} {code}", status.as_u16());
+        let shown = shown.trim();
+        Err(match status.as_u16() {
+            412 => PluginError::conflict(format!(
+                "document {what} changed or was deleted by someone else; it is not at version {version}"
+            )),
+            404 if code == "ContainerNotFound" => PluginError::invalid_argument(format!(
+                "the {store} does not exist: create it, or fix `url` in the backend's config"
+            )),
+            404 => PluginError::conflict(format!(
+                "document {what} was deleted by someone else; it is not at version {version}"
+            )),
+            401 => PluginError::new(
+                stowage_plugin::ErrorCode::Unauthenticated,
+                format!("the {store} did not accept the credentials to delete {what} ({shown})"),
+            ),
+            403 => PluginError::permission_denied(format!(
+                "the {store} refused to delete {what} ({shown}): the credentials in use are not allowed to"
+            )),
+            429 | 500 | 502 | 503 | 504 => {
+                let e = PluginError::unavailable(format!(
+                    "the {store} is busy or failing ({shown}) and did not delete {what}; retry later"
+                ));
+                match retry_after {
+                    Some(s) => e.with_retry_after(Duration::from_secs(s)),
+                    None => e,
+                }
+            }
+            _ => PluginError::internal(format!(
+                "unexpected answer from the {store} to delete {what} ({shown})"
+            )),
+        }
+        .into())
+    }
+}
 
 /// The blob storage backend. Nothing is resolved, read or connected until the first
 /// operation: `configure` only checks the config.
@@ -148,10 +255,11 @@ impl BlobStorage {
     }
 
     fn retry_config(&self) -> RetryConfig {
-        let mut retry = RetryConfig::default();
-        retry.max_retries = self.checked.config.max_retries.unwrap_or(3);
-        retry.retry_timeout = self.checked.retry_timeout;
-        retry
+        RetryConfig {
+            max_retries: self.checked.config.max_retries.unwrap_or(3),
+            retry_timeout: self.checked.retry_timeout,
+            ..RetryConfig::default()
+        }
     }
 
     fn build(&self) -> Result<Built, PluginError> {
@@ -166,6 +274,9 @@ impl BlobStorage {
                     .with_client_options(self.client_options(allow_http))
                     .with_retry(self.retry_config())
                     .with_http_connector(Connector { azure: None })
+                    // One DELETE per object (not the bulk POST), so that a conditional
+                    // delete can carry If-Match.
+                    .with_disable_bulk_delete(true)
                     .with_skip_signature(skip_signature);
                 if let Some(region) = &c.region {
                     b = b.with_region(region);
@@ -225,13 +336,36 @@ impl BlobStorage {
                     }),
                     _ => None,
                 };
+                let account = b
+                    .get_config_value(&AzureConfigKey::AccountName)
+                    .unwrap_or_default();
+                let service = match b.get_config_value(&AzureConfigKey::Endpoint) {
+                    Some(endpoint) => endpoint,
+                    None => format!("https://{account}.blob.core.windows.net"),
+                };
+                let service = url::Url::parse(&service).map_err(|e| {
+                    PluginError::invalid_argument(format!(
+                        "backend '{}': the Azure endpoint is not a URL: {e}",
+                        self.checked.backend
+                    ))
+                })?;
+                let options = self.client_options(allow_http || emulator);
+                let connector = Connector { azure };
+                let http = connector
+                    .connect(&options)
+                    .map_err(|e| self.build_error(e))?;
                 let b = b
-                    .with_client_options(self.client_options(allow_http || emulator))
-                    .with_http_connector(Connector { azure });
-                (
-                    Arc::new(b.build().map_err(|e| self.build_error(e))?),
-                    Kind::Azure { emulator },
-                )
+                    .with_client_options(options)
+                    .with_http_connector(connector);
+                let azure = Arc::new(b.build().map_err(|e| self.build_error(e))?);
+                let delete = Arc::new(AzureDelete {
+                    azure: azure.clone(),
+                    http,
+                    service,
+                    container: container.clone(),
+                    account,
+                });
+                (azure, Kind::Azure { emulator, delete })
             }
             Target::Gcs { bucket } => {
                 let b = GoogleCloudStorageBuilder::from_env()
@@ -493,6 +627,11 @@ impl BlobStorage {
         }
         // The check above answers the common case; the header makes the store enforce it
         // against a write that lands between the check and the delete.
+        if let Kind::Azure { delete, .. } = &built.kind {
+            return delete
+                .delete_if_match(path, want, what, &self.store_name)
+                .await;
+        }
         let condition = match built.kind {
             Kind::Gcs => current.version.as_deref().and_then(|generation| {
                 Some((
@@ -540,7 +679,7 @@ impl BlobStorage {
             None => offset_before(&escaped_prefix).map(|o| path_from(format!("{dir}/{o}"))),
         };
         let sorted = !matches!(built.kind, Kind::Local { .. });
-        let client_side_offset = matches!(built.kind, Kind::Azure { emulator: true });
+        let client_side_offset = matches!(built.kind, Kind::Azure { emulator: true, .. });
         let mut stream = match &offset {
             Some(offset) if !client_side_offset => built.store.list_with_offset(Some(&dir), offset),
             _ => built.store.list(Some(&dir)),
@@ -719,6 +858,67 @@ impl Storage for BlobStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::BlobConfig;
+    use stowage_tests::emulators::{self, AZURITE_ACCOUNT as ACCOUNT, AZURITE_KEY as KEY};
+
+    #[tokio::test]
+    async fn azure_conditional_delete_is_enforced_by_the_store() {
+        let endpoint = emulators::azurite_blob().endpoint;
+        let container = format!("stowage-unit-{}", std::process::id());
+        // Create the container (shared key, the well-known development key).
+        let mut request = http::Request::builder()
+            .method(http::Method::PUT)
+            .uri(format!("{endpoint}/{container}?restype=container"))
+            .header(http::header::CONTENT_LENGTH, "0")
+            .body(object_store::client::HttpRequestBody::empty())
+            .unwrap();
+        let credential =
+            object_store::azure::AzureCredential::AccessKey(AzureAccessKey::try_new(KEY).unwrap());
+        object_store::azure::AzureAuthorizer::new(&credential, ACCOUNT)
+            .try_authorize(&mut request)
+            .unwrap();
+        let client = object_store::client::ReqwestConnector::default()
+            .connect(&ClientOptions::new().with_allow_http(true))
+            .unwrap();
+        let status = client.execute(request).await.unwrap().status();
+        assert!(status.as_u16() == 201 || status.as_u16() == 409, "{status}");
+
+        let config = BlobConfig {
+            url: format!("az://{container}/unit"),
+            endpoint: Some(endpoint),
+            use_emulator: Some(true),
+            ..BlobConfig::default()
+        };
+        let storage = BlobStorage::new(Checked::check(config, "unit").unwrap());
+        let built = storage.built().await.unwrap();
+        let Kind::Azure { delete, .. } = &built.kind else {
+            panic!("not an Azure store")
+        };
+        let path = storage.layout.document("c", "", "doc");
+        let put = built.store.put(&path, b"v1".to_vec().into()).await.unwrap();
+        let version = version_of(put.e_tag.as_deref()).unwrap();
+        let stale = delete
+            .delete_if_match(&path, "0x8D0000000000000", "doc", "store")
+            .await;
+        match stale {
+            Err(OpError::Plugin(e)) => assert_eq!(e.code, stowage_plugin::ErrorCode::Conflict),
+            _ => panic!("a stale conditional delete was not refused"),
+        }
+        assert!(
+            built.store.head(&path).await.is_ok(),
+            "the refused delete removed the blob"
+        );
+        assert!(
+            delete
+                .delete_if_match(&path, &version, "doc", "store")
+                .await
+                .is_ok()
+        );
+        assert!(matches!(
+            built.store.head(&path).await,
+            Err(object_store::Error::NotFound { .. })
+        ));
+    }
 
     #[test]
     fn versions_drop_quotes_and_weak_markers() {
