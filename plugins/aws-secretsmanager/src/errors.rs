@@ -7,7 +7,9 @@ use std::error::Error as StdError;
 use std::time::Duration;
 
 use aws_credential_types::provider::error::CredentialsError;
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::error::{
+    ConnectorError, DisplayErrorContext, ProvideErrorMetadata, SdkError,
+};
 use stowage_plugin::{ErrorCode, PluginError};
 
 /// The contract code for an AWS error code and/or HTTP status.
@@ -120,6 +122,50 @@ fn credentials_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Creden
     None
 }
 
+/// Whether a network failure (not an answer) lies in `err`'s chain.
+fn network_failure(err: &(dyn StdError + 'static)) -> bool {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(c) = e.downcast_ref::<ConnectorError>() {
+            return c.is_io() || c.is_timeout();
+        }
+        current = e.source();
+    }
+    false
+}
+
+fn from_credentials(action: &str, c: &CredentialsError) -> PluginError {
+    let (code, hint) = match c {
+        CredentialsError::CredentialsNotLoaded(_) => (
+            ErrorCode::Unauthenticated,
+            "no usable AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, \
+             provide a web identity token, or run where a container or instance role is available",
+        ),
+        CredentialsError::ProviderTimedOut(_) => (
+            ErrorCode::Unavailable,
+            "the AWS credential provider timed out",
+        ),
+        CredentialsError::InvalidConfiguration(_) => (
+            ErrorCode::InvalidArgument,
+            "the AWS credential configuration is invalid",
+        ),
+        // STS, SSO, IMDS or the container endpoint could not be reached: retryable.
+        _ if network_failure(c) => (
+            ErrorCode::Unavailable,
+            "the AWS credential provider cannot reach its endpoint",
+        ),
+        _ => (
+            ErrorCode::Unauthenticated,
+            "the AWS credential provider failed (for role-arn: is the role assumable, with this \
+             external-id?)",
+        ),
+    };
+    PluginError::new(
+        code,
+        format!("{action}: {hint}: {}", DisplayErrorContext(c)),
+    )
+}
+
 /// A PluginError from any SDK failure: service errors, credentials, connection failures and
 /// timeouts (after the SDK's bounded retries).
 pub fn from_sdk<E>(action: &str, err: SdkError<E>) -> PluginError
@@ -137,24 +183,7 @@ where
         );
     }
     if let Some(c) = credentials_error(&err) {
-        let (code, hint) = match c {
-            CredentialsError::ProviderTimedOut(_) => {
-                (ErrorCode::Unavailable, "the credential provider timed out")
-            }
-            CredentialsError::InvalidConfiguration(_) => (
-                ErrorCode::InvalidArgument,
-                "the AWS credential configuration is invalid",
-            ),
-            _ => (
-                ErrorCode::Unauthenticated,
-                "no usable AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, \
-                 a web identity token, or run where a container/instance role is available",
-            ),
-        };
-        return PluginError::new(
-            code,
-            format!("{action}: {hint} ({})", DisplayErrorContext(c)),
-        );
+        return from_credentials(action, c);
     }
     let detail = DisplayErrorContext(&err).to_string();
     match &err {

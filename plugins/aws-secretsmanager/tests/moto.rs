@@ -668,3 +668,49 @@ force-delete = true
     let e = s.resolve_one(&SecretRef::new("db")).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::NotFound);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn assume_role_through_sts() {
+    // moto serves STS too; AWS_ENDPOINT_URL_STS points the assume-role client at it (the
+    // `endpoint-url` setting is for Secrets Manager only).
+    let mut env = moto_env();
+    env.insert(
+        "AWS_ENDPOINT_URL_STS".into(),
+        stowage_tests::emulators::moto().endpoint,
+    );
+    let s = handle_with_env(
+        moto_config(
+            &unique("role"),
+            json!({
+                "role-arn": "arn:aws:iam::123456789012:role/stowage",
+                "external-id": "ext-1",
+                "session-name": "stowage-test",
+            }),
+        ),
+        env,
+    );
+    put(&s, "via-role", b"ok").await;
+    assert_eq!(get(&s, SecretRef::new("via-role")).await.unwrap(), b"ok");
+    s.plugin_backend().unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_sts_is_unavailable_not_unauthenticated() {
+    let mut env = moto_env();
+    env.insert(
+        "AWS_ENDPOINT_URL_STS".into(),
+        format!("http://127.0.0.1:{}", closed_port()),
+    );
+    let s = handle_with_env(
+        moto_config(
+            &unique("role-down"),
+            json!({"role-arn": "arn:aws:iam::123456789012:role/stowage"}),
+        ),
+        env,
+    );
+    let start = Instant::now();
+    let e = get(&s, SecretRef::new("x")).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Unavailable, "{e}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    s.plugin_backend().unwrap().shutdown().await;
+}
