@@ -29,7 +29,7 @@ pub enum WriteAs {
 /// The config table as written (kebab-case keys, unknown keys rejected).
 ///
 /// No field holds a credential: credentials come from the standard AWS chain.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct Raw {
     region: Option<String>,
@@ -58,8 +58,8 @@ struct Raw {
     operation_timeout: Option<String>,
 }
 
-/// The checked configuration.
-#[derive(Debug, Clone)]
+/// The checked configuration. Its `Debug` leaves out `external-id` and tag values.
+#[derive(Clone)]
 pub struct Config {
     pub region: Option<String>,
     pub profile: Option<String>,
@@ -85,6 +85,26 @@ pub struct Config {
     pub connect_timeout: Duration,
     pub attempt_timeout: Duration,
     pub operation_timeout: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("region", &self.region)
+            .field("profile", &self.profile)
+            .field("endpoint_url", &self.endpoint_url)
+            .field("prefix", &self.prefix)
+            .field("role_arn", &self.role_arn)
+            .field(
+                "external_id",
+                &self.external_id.as_ref().map(|_| "<redacted>"),
+            )
+            .field("kms_key_id", &self.kms_key_id)
+            .field("tags", &self.tags.keys().collect::<Vec<_>>())
+            .field("allow_unmanaged", &self.allow_unmanaged)
+            .field("force_delete", &self.force_delete)
+            .finish_non_exhaustive()
+    }
 }
 
 fn duration(
@@ -264,6 +284,15 @@ mod tests {
             values,
             host: "test".into(),
         })
+    }
+
+    #[test]
+    fn debug_leaves_out_the_external_id() {
+        let c = parse(
+            serde_json::json!({"role-arn": "arn:aws:iam::1:role/r", "external-id": "hunter2"}),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 
     #[test]
