@@ -45,8 +45,9 @@ impl PluginConfig {
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, PluginError> {
         serde_json::from_value(serde_json::Value::Object(self.values.clone())).map_err(|e| {
             PluginError::invalid_argument(format!(
-                "invalid config for backend '{}': {e}",
-                self.backend
+                "invalid config for backend '{}': {}",
+                self.backend,
+                hide_values(&e.to_string())
             ))
         })
     }
@@ -54,5 +55,53 @@ impl PluginConfig {
     /// One string value, if present.
     pub fn get_str(&self, key: &str) -> Option<&str> {
         self.values.get(key).and_then(|v| v.as_str())
+    }
+}
+
+/// serde quotes offending values (`invalid type: string "…"`); a config value may be a
+/// credential, so quoted strings are elided. Field names (in backticks) are kept.
+fn hide_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut in_quote = false;
+    for c in message.chars() {
+        match (c, in_quote) {
+            ('"', false) => {
+                in_quote = true;
+                out.push_str("\"…");
+            }
+            ('"', true) => {
+                in_quote = false;
+                out.push('"');
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Settings {
+        retries: u32,
+    }
+
+    #[test]
+    fn config_errors_never_quote_values() {
+        let config = PluginConfig::from_request(&stowage_protocol::ConfigureRequest {
+            backend: "b".into(),
+            role: Role::Secrets,
+            config_json: r#"{"retries":"hunter2-secret"}"#.into(),
+            host: "h".into(),
+        })
+        .unwrap();
+        let e = config.parse::<Settings>().unwrap_err();
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
+        assert!(e.message.contains("invalid type"), "{}", e.message);
     }
 }
