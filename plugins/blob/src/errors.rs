@@ -146,6 +146,14 @@ fn generic(source: &(dyn StdError + 'static), cx: &Context<'_>) -> PluginError {
     let Context {
         op, what, store, ..
     } = cx;
+    // Credential providers (instance metadata, token exchanges) fail with errors of their
+    // own, whose HTTP status is not the bucket's answer.
+    if about_credentials(source) {
+        return PluginError::new(
+            ErrorCode::Unauthenticated,
+            format!("no usable credentials for the {store}; {CREDENTIAL_HINT}"),
+        );
+    }
     if let Some(status) = cx.failure.status {
         let code = &cx.failure.code;
         let shown = describe_answer(status, code);
@@ -187,12 +195,6 @@ fn generic(source: &(dyn StdError + 'static), cx: &Context<'_>) -> PluginError {
                 "unexpected answer from the {store} to {op} {what} ({shown})"
             )),
         };
-    }
-    if about_credentials(source) {
-        return PluginError::new(
-            ErrorCode::Unauthenticated,
-            format!("no usable credentials for the {store}; {CREDENTIAL_HINT}"),
-        );
     }
     if let Some(http) = find::<HttpError>(source) {
         let why = match http.kind() {
