@@ -159,7 +159,7 @@ pub fn run() -> Result<(), String> {
         "== building and installing into {} (debug build)",
         bin.display()
     );
-    let installed = install(&bin, false)?;
+    let installed = install(&bin, false, false)?;
     for p in &installed {
         println!("   {}", p.display());
     }

@@ -34,23 +34,29 @@ fn binaries() -> Result<Vec<(String, String)>, String> {
     Ok(bins)
 }
 
-/// Builds and copies the binaries into `dir`; returns the installed paths.
-pub fn install(dir: &Path, release: bool) -> Result<Vec<PathBuf>, String> {
+/// Builds and copies the binaries into `dir`; returns the installed paths. `static_glibc`
+/// links them statically (faster start: no dynamic loading; see the README's performance
+/// section for the trade-off).
+pub fn install(dir: &Path, release: bool, static_glibc: bool) -> Result<Vec<PathBuf>, String> {
     let bins = binaries()?;
-    let mut build = cargo();
-    build.arg("build");
-    if release {
-        build.arg("--release");
-    }
-    for (_, bin) in &bins {
-        build.args(["--bin", bin]);
-    }
-    run_checked(&mut build)?;
+    let target_dir = if static_glibc {
+        crate::bench::build_static(&bins.iter().map(|(_, b)| b.clone()).collect::<Vec<_>>())?
+    } else {
+        let mut build = cargo();
+        build.arg("build");
+        if release {
+            build.arg("--release");
+        }
+        for (_, bin) in &bins {
+            build.args(["--bin", bin]);
+        }
+        run_checked(&mut build)?;
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target"))
+            .join(if release { "release" } else { "debug" })
+    };
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
-        .join(if release { "release" } else { "debug" });
     let mut installed = Vec::new();
     for (_, bin) in &bins {
         let from = target_dir.join(bin);
@@ -67,14 +73,16 @@ pub fn install(dir: &Path, release: bool) -> Result<Vec<PathBuf>, String> {
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut dir = None;
     let mut release = true;
+    let mut static_glibc = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--dir" => dir = Some(PathBuf::from(it.next().ok_or("--dir needs a directory")?)),
             "--debug" => release = false,
+            "--static" => static_glibc = true,
             other => {
                 return Err(format!(
-                    "unknown argument {other:?} (expected --dir DIR, --debug)"
+                    "unknown argument {other:?} (expected --dir DIR, --debug, --static)"
                 ));
             }
         }
@@ -87,7 +95,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .ok_or("cannot tell where to install: pass --dir")?
             .join("bin"),
     };
-    for path in install(&dir, release)? {
+    for path in install(&dir, release, static_glibc)? {
         println!("installed {}", path.display());
     }
     let on_path =

@@ -38,7 +38,30 @@ fn compile(out_dir: &Path, name: &str, source: &str) -> (PathBuf, bool) {
     (bin, static_ok)
 }
 
+/// Builds an empty Rust program twice (dynamic and static glibc) with the same rustc, for
+/// the start-up breakdown. Best effort: skipped if rustc is not on PATH.
+fn build_empty_rust(out_dir: &Path) {
+    let src = out_dir.join("rust_empty.rs");
+    if std::fs::write(&src, "fn main() {}\n").is_err() {
+        return;
+    }
+    for (out, extra) in [
+        ("rust-empty-dynamic", None),
+        ("rust-empty-static", Some("target-feature=+crt-static")),
+    ] {
+        let mut cmd = Command::new("rustc");
+        cmd.args(["-O", "-C", "strip=symbols", "-o"])
+            .arg(out_dir.join(out))
+            .arg(&src);
+        if let Some(flag) = extra {
+            cmd.args(["-C", flag]);
+        }
+        let _ = cmd.status();
+    }
+}
+
 pub fn run(out_dir: &Path, scale: usize, report: &mut Report) -> Floors {
+    build_empty_rust(out_dir);
     let (noop, is_static) = compile(out_dir, "noop", include_str!("../c/noop.c"));
     let (echo, _) = compile(out_dir, "echo", include_str!("../c/echo.c"));
     let spawn = format!(

@@ -35,8 +35,12 @@ fn parse_args() -> Result<Args, String> {
         .ok()
         .and_then(|p| p.parent().map(PathBuf::from))
         .unwrap_or_default();
+    let bin_dir = bin_dir.unwrap_or_else(|| exe_dir.clone());
+    // Absolute, because configs written from it are resolved relative to their own file.
+    let bin_dir =
+        std::fs::canonicalize(&bin_dir).map_err(|e| format!("{}: {e}", bin_dir.display()))?;
     Ok(Args {
-        bin_dir: bin_dir.unwrap_or_else(|| exe_dir.clone()),
+        bin_dir,
         out_dir: out_dir.unwrap_or_else(|| exe_dir.join("../bench")),
         quick,
     })
@@ -66,6 +70,7 @@ fn main() {
     runtime.block_on(plugin_calls::run(&args.bin_dir, scale, &mut report));
     eprintln!("== 5. plugin start-up and memory");
     startup::run(&args.bin_dir, scale, &mut report);
+    startup::startup_breakdown(&args.bin_dir, &args.out_dir, scale, &mut report);
     eprintln!("== 6. the CLI end to end");
     startup::cli(&args.bin_dir, scale, &mut report);
 

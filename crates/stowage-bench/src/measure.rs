@@ -182,6 +182,7 @@ impl Report {
             |r| r <= 1.5,
         );
         let base = self.median("spawn-to-handshake stowage-plugin-testkit");
+        let static_base = self.median("spawn-to-handshake stowage-plugin-testkit (static)");
         let names: Vec<String> = self
             .series
             .iter()
@@ -190,8 +191,9 @@ impl Report {
                     .strip_prefix("spawn-to-handshake ")
                     .map(str::to_owned)
             })
-            .filter(|n| n != "stowage-plugin-testkit")
+            .filter(|n| !n.starts_with("stowage-plugin-testkit"))
             .collect();
+        let _ = static_base;
         for name in names {
             let v = self
                 .median(&format!("spawn-to-handshake {name}"))

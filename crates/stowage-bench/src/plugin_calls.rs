@@ -11,7 +11,10 @@ use stowage_host::{Config, Stowage};
 use crate::measure::{Report, sample_async};
 
 fn stowage(bin_dir: &Path, codec: &str, keep_alive: bool) -> Stowage {
-    let testkit = bin_dir.join("stowage-plugin-testkit");
+    stowage_with(&bin_dir.join("stowage-plugin-testkit"), codec, keep_alive)
+}
+
+fn stowage_with(testkit: &Path, codec: &str, keep_alive: bool) -> Stowage {
     assert!(
         testkit.is_file(),
         "{} is missing: build it in release first",
@@ -31,6 +34,23 @@ fn stowage(bin_dir: &Path, codec: &str, keep_alive: bool) -> Stowage {
 
 pub async fn run(bin_dir: &Path, scale: usize, report: &mut Report) {
     let key = DocumentKey::new("bench", "", "doc");
+    if let Some(static_testkit) = crate::startup::static_testkit(bin_dir) {
+        // The same short-lived operation against a statically linked plugin binary.
+        let s = stowage_with(&static_testkit, "bincode", false);
+        let storage = s.storage(Some("b")).unwrap();
+        let samples = sample_async(300 / scale, 20, || async {
+            let e = storage
+                .get(&key)
+                .await
+                .expect_err("an empty in-memory store");
+            assert_eq!(e.code(), ErrorCode::NotFound, "{e}");
+        })
+        .await;
+        report.add(
+            "short-lived storage.get (bincode, static plugin binary)",
+            samples,
+        );
+    }
     for codec in ["bincode", "json"] {
         // 2. short-lived: spawn, handshake, configure, one call, close, wait.
         let s = stowage(bin_dir, codec, false);

@@ -9,6 +9,12 @@ use stowage_host::protocol::handshake;
 
 use crate::measure::{Report, sample};
 
+/// Where a statically linked build of the testkit lives, if `cargo xtask bench` made one.
+pub fn static_testkit(bin_dir: &Path) -> Option<std::path::PathBuf> {
+    let p = bin_dir.join("static").join("stowage-plugin-testkit");
+    p.is_file().then_some(p)
+}
+
 fn peak_rss_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: f64 = status
@@ -32,10 +38,22 @@ pub fn run(bin_dir: &Path, scale: usize, report: &mut Report) {
                 .is_some_and(|f| f.starts_with("stowage-plugin-") && !f.contains('.'))
     });
     plugins.sort();
-    for plugin in plugins {
-        let name = plugin.file_name().unwrap().to_string_lossy().into_owned();
+    let statics =
+        static_testkit(bin_dir).map(|p| (p, "stowage-plugin-testkit (static)".to_owned()));
+    let named = plugins
+        .into_iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (p, name)
+        })
+        .chain(statics);
+    for (plugin, name) in named {
         let mut rss = 0.0f64;
-        let samples = sample(100 / scale, 5, || {
+        let n = 100 / scale;
+        let mut samples = Vec::with_capacity(n);
+        for i in 0..n + 5 {
+            // Timed: from spawn to the handshake line. Not timed: closing and reaping.
+            let started = Instant::now();
             let mut child = Command::new(&plugin)
                 .env(handshake::COOKIE_ENV, handshake::COOKIE_VALUE)
                 .env(handshake::VERSIONS_ENV, "1")
@@ -48,11 +66,15 @@ pub fn run(bin_dir: &Path, scale: usize, report: &mut Report) {
             BufReader::new(child.stdout.as_mut().unwrap())
                 .read_line(&mut line)
                 .expect("read handshake");
+            let elapsed = started.elapsed().as_secs_f64() * 1e6;
             assert!(line.starts_with("stowage-plugin "), "{name} wrote {line:?}");
+            if i >= 5 {
+                samples.push(elapsed);
+            }
             rss = rss.max(peak_rss_mib(child.id()).unwrap_or(0.0));
             drop(child.stdin.take());
             let _ = child.wait();
-        });
+        }
         report.add(format!("spawn-to-handshake {name}"), samples);
         report.figure(format!("{name} peak RSS at handshake"), rss, "MiB");
         if let Ok(meta) = std::fs::metadata(&plugin) {
@@ -106,4 +128,43 @@ pub fn cli(bin_dir: &Path, scale: usize, report: &mut Report) {
     });
     report.add("CLI secrets get, through a plugin", samples);
     let _ = started;
+}
+
+/// Where start-up time goes: an empty Rust program linked dynamically and statically,
+/// and the testkit run by hand (explains itself on stderr and exits) — all without any
+/// protocol, next to the static C floor.
+pub fn startup_breakdown(bin_dir: &Path, out_dir: &Path, scale: usize, report: &mut Report) {
+    fn run(program: &Path) -> impl FnMut() + '_ {
+        move || {
+            Command::new(program)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("run");
+        }
+    }
+    for (label, file) in [
+        ("empty Rust program, dynamic", "rust-empty-dynamic"),
+        ("empty Rust program, static", "rust-empty-static"),
+    ] {
+        let p = out_dir.join(file);
+        if p.is_file() {
+            report.add(
+                format!("start-up: {label}"),
+                sample(1000 / scale, 50, run(&p)),
+            );
+        }
+    }
+    let testkit = bin_dir.join("stowage-plugin-testkit");
+    report.add(
+        "start-up: testkit run by hand (no protocol), dynamic",
+        sample(1000 / scale, 50, run(&testkit)),
+    );
+    if let Some(p) = static_testkit(bin_dir) {
+        report.add(
+            "start-up: testkit run by hand (no protocol), static",
+            sample(1000 / scale, 50, run(&p)),
+        );
+    }
 }
