@@ -23,12 +23,34 @@ pub async fn conformance_run(
     role: Role,
     config: &serde_json::Value,
 ) -> Vec<CaseResult> {
-    let command = PluginCommand {
+    conformance_run_command(
+        plugin_command(program, &[], Default::default()),
+        role,
+        config,
+    )
+    .await
+}
+
+/// The command for a plugin binary, with arguments and extra environment.
+pub fn plugin_command(
+    program: impl Into<std::path::PathBuf>,
+    args: &[&str],
+    env: std::collections::BTreeMap<String, String>,
+) -> PluginCommand {
+    PluginCommand {
         backend: "conformance".into(),
         program: program.into(),
-        args: Vec::new(),
-        env: Default::default(),
-    };
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env,
+    }
+}
+
+/// [`conformance_run`] for any command (arguments, environment such as credentials).
+pub async fn conformance_run_command(
+    command: PluginCommand,
+    role: Role,
+    config: &serde_json::Value,
+) -> Vec<CaseResult> {
     let config = config.to_string();
     let mut results = conformance::run_process_cases(&command, role, &config).await;
     let backend = Arc::new(PluginBackend::new(

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use stowage_host::builtin::{FilesystemSecrets, FilesystemStorage, HostSecrets};
 use stowage_host::conformance::{self, CaseResult, Outcome};
-use stowage_host::launcher::PluginBackend;
 use stowage_host::process::PluginCommand;
 use stowage_host::protocol::{Capability, Role};
 use stowage_host::{SecretsHandle, StorageHandle};
@@ -14,52 +13,21 @@ use stowage_host::{SecretsHandle, StorageHandle};
 const TESTKIT: &str = env!("CARGO_BIN_EXE_stowage-plugin-testkit");
 
 fn command(args: &[&str]) -> PluginCommand {
-    PluginCommand {
-        backend: "conformance".into(),
-        program: TESTKIT.into(),
-        args: args.iter().map(|a| a.to_string()).collect(),
-        env: Default::default(),
-    }
-}
-
-fn assert_all_pass(results: &[CaseResult], at_least: usize) {
-    let failures: Vec<String> = results
-        .iter()
-        .filter_map(|r| match &r.outcome {
-            Outcome::Fail(why) => Some(format!("{}: {why}", r.name)),
-            _ => None,
-        })
-        .collect();
-    assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
-    let passed = results
-        .iter()
-        .filter(|r| r.outcome == Outcome::Pass)
-        .count();
-    assert!(
-        passed >= at_least,
-        "only {passed} cases passed: {results:?}"
-    );
+    stowage_tests::plugin_command(TESTKIT, args, Default::default())
 }
 
 async fn full_suite(args: &[&str], config_json: &str) -> Vec<CaseResult> {
-    let cmd = command(args);
-    let mut results = conformance::run_process_cases(&cmd, Role::Storage, config_json).await;
-    let backend = |role| {
-        Arc::new(PluginBackend::new(
-            cmd.clone(),
-            role,
-            config_json.to_owned(),
-            Duration::from_secs(30),
-            Some(Duration::from_secs(30)),
-        ))
-    };
-    let storage = StorageHandle::plugin("conformance", backend(Role::Storage));
-    results.extend(conformance::run_storage_cases(&storage, &Capability::STORAGE).await);
-    let secrets = SecretsHandle::plugin("conformance", backend(Role::Secrets));
-    results.extend(conformance::run_secrets_cases(&secrets, &Capability::SECRETS, None).await);
-    storage.plugin_backend().unwrap().shutdown().await;
-    secrets.plugin_backend().unwrap().shutdown().await;
+    let config: serde_json::Value = serde_json::from_str(config_json).unwrap();
+    let mut results =
+        stowage_tests::conformance_run_command(command(args), Role::Storage, &config).await;
+    results.extend(
+        stowage_tests::conformance_run_command(command(args), Role::Secrets, &config).await,
+    );
     results
+}
+
+fn assert_all_pass(results: &[CaseResult], at_least: usize) {
+    stowage_tests::assert_conformant(results, at_least);
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::Tag;
 use serde_json::json;
 use stowage_host::SecretsHandle;
-use stowage_host::conformance::{self, CaseResult, Outcome};
+use stowage_host::conformance::{CaseResult, Outcome};
 use stowage_host::launcher::PluginBackend;
 use stowage_host::process::PluginCommand;
 use stowage_host::protocol::{ErrorCode, Role, SecretBytes, SecretListQuery, SecretRef};
@@ -130,30 +130,11 @@ async fn code_of(s: &SecretsHandle, r: SecretRef) -> ErrorCode {
     }
 }
 
-/// tests/src/lib.rs `conformance_run`, with an environment for the plugin process.
 async fn conformance_run_with_env(
     config: &serde_json::Value,
     env: BTreeMap<String, String>,
 ) -> Vec<CaseResult> {
-    let command = command(env);
-    let config = config.to_string();
-    let mut results = conformance::run_process_cases(&command, Role::Secrets, &config).await;
-    let backend = Arc::new(PluginBackend::new(
-        command.clone(),
-        Role::Secrets,
-        config,
-        Duration::from_secs(60),
-        Some(Duration::from_secs(60)),
-    ));
-    let handle = SecretsHandle::plugin("conformance", backend.clone());
-    let info = handle
-        .info()
-        .await
-        .unwrap_or_else(|e| panic!("cannot configure the plugin: {e}"));
-    let caps = conformance::parse_capabilities(&info.capabilities);
-    results.extend(conformance::run_secrets_cases(&handle, &caps, None).await);
-    backend.shutdown().await;
-    results
+    stowage_tests::conformance_run_command(command(env), Role::Secrets, config).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
