@@ -580,3 +580,25 @@ fn the_sdk_exits_non_zero_on_a_garbage_frame_and_says_why() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("protocol stream failed"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_kept_process_that_crashed_is_replaced_on_the_next_call() {
+    let (stowage, _home) = stowage(
+        "[storage.c]\npath = \"{testkit}\"\nkeep-alive = \"30s\"\n[storage.c.config]\nfault = \"crash-on-call\"\n",
+    );
+    let storage = stowage.storage(Some("c")).unwrap();
+    for _ in 0..2 {
+        // Each call starts a fresh process (the crashed one is not reused) and reports the crash.
+        let (message, tail) = plugin_error(storage.get(&key("x")).await.unwrap_err());
+        assert!(
+            message.contains("exited (exit status 101) during storage.get"),
+            "{message}"
+        );
+        assert!(
+            tail.iter().any(|l| l.contains("about to crash")),
+            "{tail:?}"
+        );
+        assert_eq!(storage.plugin_backend().unwrap().kept_pid().await, None);
+    }
+    stowage.shutdown().await;
+}
