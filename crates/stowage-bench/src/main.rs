@@ -16,18 +16,26 @@ struct Args {
     bin_dir: PathBuf,
     out_dir: PathBuf,
     quick: bool,
+    /// Run only these sections (floors, calls, startup, cli); all when empty.
+    only: Vec<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut bin_dir = None;
     let mut out_dir = None;
     let mut quick = false;
+    let mut only = Vec::new();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--bin-dir" => bin_dir = it.next().map(PathBuf::from),
             "--out-dir" => out_dir = it.next().map(PathBuf::from),
             "--quick" => quick = true,
+            "--only" => only.extend(
+                it.next()
+                    .map(|s| s.split(',').map(str::to_owned).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            ),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -43,6 +51,7 @@ fn parse_args() -> Result<Args, String> {
         bin_dir,
         out_dir: out_dir.unwrap_or_else(|| exe_dir.join("../bench")),
         quick,
+        only,
     })
 }
 
@@ -51,7 +60,7 @@ fn main() {
         Ok(a) => a,
         Err(e) => {
             eprintln!(
-                "stowage-bench: {e}\nusage: stowage-bench [--bin-dir DIR] [--out-dir DIR] [--quick]"
+                "stowage-bench: {e}\nusage: stowage-bench [--bin-dir DIR] [--out-dir DIR] [--quick] [--only calls,startup,cli]"
             );
             std::process::exit(2);
         }
@@ -64,15 +73,23 @@ fn main() {
         .build()
         .expect("a tokio runtime");
 
+    let wanted = |section: &str| args.only.is_empty() || args.only.iter().any(|o| o == section);
+    // The floors always run: every ratio is against them.
     eprintln!("== 1. floors");
     let floors = floors::run(&args.out_dir, scale, &mut report);
-    eprintln!("== 2-4. plugin calls through the host library");
-    runtime.block_on(plugin_calls::run(&args.bin_dir, scale, &mut report));
-    eprintln!("== 5. plugin start-up and memory");
-    startup::run(&args.bin_dir, scale, &mut report);
-    startup::startup_breakdown(&args.bin_dir, &args.out_dir, scale, &mut report);
-    eprintln!("== 6. the CLI end to end");
-    startup::cli(&args.bin_dir, scale, &mut report);
+    if wanted("calls") {
+        eprintln!("== 2-4. plugin calls through the host library");
+        runtime.block_on(plugin_calls::run(&args.bin_dir, scale, &mut report));
+    }
+    if wanted("startup") {
+        eprintln!("== 5. plugin start-up and memory");
+        startup::run(&args.bin_dir, scale, &mut report);
+        startup::startup_breakdown(&args.bin_dir, &args.out_dir, scale, &mut report);
+    }
+    if wanted("cli") {
+        eprintln!("== 6. the CLI end to end");
+        startup::cli(&args.bin_dir, scale, &mut report);
+    }
 
     report.ratios(&floors);
     let json = report.to_json();
