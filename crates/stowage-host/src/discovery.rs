@@ -42,6 +42,22 @@ pub fn find_plugin(config: &Config, backend: &str, name: &str) -> Result<PathBuf
         })
 }
 
+/// Resolves what a user typed to name a plugin: a path (anything with a `/`), whose name is
+/// its file name, or a plugin name (`blob` or `stowage-plugin-blob`) found as
+/// [`find_plugin`] does. Returns (name, binary).
+pub fn locate_plugin(config: &Config, target: &str) -> Result<(String, PathBuf)> {
+    if target.contains('/') {
+        let path = PathBuf::from(target);
+        let name = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return Ok((name, path));
+    }
+    let name = target.strip_prefix(BINARY_PREFIX).unwrap_or(target);
+    Ok((name.to_owned(), find_plugin(config, "(none)", name)?))
+}
+
 /// The program a plugin backend runs, or an error saying where it looked.
 pub fn program_for(config: &Config, spec: &BackendSpec) -> Result<PathBuf> {
     match &spec.kind {

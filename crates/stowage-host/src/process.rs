@@ -347,7 +347,8 @@ impl Drop for PluginProcess {
     }
 }
 
-async fn read_handshake_line<R: tokio::io::AsyncBufRead + Unpin>(
+/// Reads the handshake line: up to the first newline, at most `MAX_HANDSHAKE_LEN` bytes.
+pub(crate) async fn read_handshake_line<R: tokio::io::AsyncBufRead + Unpin>(
     reader: &mut R,
 ) -> std::io::Result<Vec<u8>> {
     let mut line = Vec::new();

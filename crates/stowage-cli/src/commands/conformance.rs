@@ -1,6 +1,5 @@
 //! `stowage plugins test`: the conformance kit from the command line.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,16 +64,7 @@ pub async fn run(target: String, only: Option<Role>, stowage: &Stowage, out: Out
     } else {
         // A plugin by name or path: roles from what it declares; config from a backend
         // that uses it, if the config has one, else empty.
-        let (name, path) = if target.contains('/') {
-            (target.clone(), PathBuf::from(&target))
-        } else {
-            let name = target
-                .strip_prefix(discovery::BINARY_PREFIX)
-                .unwrap_or(&target)
-                .to_owned();
-            let path = discovery::find_plugin(config, "(conformance)", &name)?;
-            (name, path)
-        };
+        let (name, path) = discovery::locate_plugin(config, &target)?;
         let command = PluginCommand {
             backend: format!("plugin:{name}"),
             program: path.clone(),

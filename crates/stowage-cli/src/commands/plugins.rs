@@ -169,22 +169,7 @@ pub async fn run(cmd: PluginsCommand, stowage: &Stowage, out: Output) -> CmdResu
             }
         }
         PluginsCommand::Show { plugin } => {
-            let (name, path) = if plugin.contains('/') {
-                let p = PathBuf::from(&plugin);
-                (
-                    p.file_name()
-                        .map(|f| f.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                    p,
-                )
-            } else {
-                let name = plugin
-                    .strip_prefix(discovery::BINARY_PREFIX)
-                    .unwrap_or(&plugin)
-                    .to_owned();
-                let path = discovery::find_plugin(config, "(none)", &name)?;
-                (name, path)
-            };
+            let (name, path) = discovery::locate_plugin(config, &plugin)?;
             let row = probe(&name, &path).await;
             let used_by: Vec<String> = config
                 .storage

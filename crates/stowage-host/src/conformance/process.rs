@@ -8,7 +8,7 @@ use stowage_protocol::service::{StowagePluginRequest as Req, StowagePluginRespon
 use stowage_protocol::{
     Capability, Codec, ConfigureRequest, DocumentKey, ErrorCode, MAX_FRAME_LEN, Role, SecretRef,
 };
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use super::{CaseResult, Report, parse_capabilities};
@@ -37,16 +37,10 @@ fn spawn(command: &PluginCommand, cookie: bool, versions: &str) -> Result<Child,
 }
 
 async fn read_line(stdout: &mut BufReader<ChildStdout>) -> Result<String, String> {
-    let mut line = Vec::new();
-    tokio::time::timeout(
-        PATIENCE,
-        (&mut *stdout)
-            .take(handshake::MAX_HANDSHAKE_LEN as u64)
-            .read_until(b'\n', &mut line),
-    )
-    .await
-    .map_err(|_| format!("no handshake within {PATIENCE:?}"))?
-    .map_err(|e| e.to_string())?;
+    let line = tokio::time::timeout(PATIENCE, crate::process::read_handshake_line(stdout))
+        .await
+        .map_err(|_| format!("no handshake within {PATIENCE:?}"))?
+        .map_err(|e| e.to_string())?;
     Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
