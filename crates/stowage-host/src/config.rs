@@ -37,6 +37,9 @@ pub const CONFIG_ENV: &str = "STOWAGE_CONFIG";
 pub const HOME_ENV: &str = "STOWAGE_HOME";
 /// The per-operation deadline when a backend sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest `timeout` or `keep-alive`: a day. Longer ones are surely mistakes, and
+/// durations near the limits of the clock types overflow deadline arithmetic.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The built-in backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -379,7 +382,17 @@ fn build_backend(
             BackendKind::Plugin(p)
         }
         (None, Some(p), None) => {
-            let p = PathBuf::from(expand("path", &p)?);
+            let p = expand("path", &p)?;
+            if p.trim().is_empty() {
+                return Err(locate.error(
+                    at,
+                    Some(format!("{section}.path")),
+                    "is empty; name the plugin binary (relative paths are taken from the config \
+                     file's directory), or use `plugin = \"NAME\"` to find it on PATH"
+                        .into(),
+                ));
+            }
+            let p = PathBuf::from(p);
             BackendKind::Path(if p.is_absolute() { p } else { base_dir.join(p) })
         }
         (None, None, Some(b)) => match BuiltinKind::parse(role, &b) {
@@ -409,27 +422,32 @@ fn build_backend(
 
     let duration = |key: &str, value: Option<Spanned<String>>| -> Result<Option<Duration>> {
         let Some(value) = value else { return Ok(None) };
-        humantime::parse_duration(value.get_ref())
-            .map(Some)
-            .map_err(|e| {
-                locate.error(
-                    Some(value.span().start),
-                    Some(format!("{section}.{key}")),
-                    format!(
-                        "'{}' is not a duration ({e}); write e.g. \"30s\", \"2m\", \"500ms\"",
-                        value.get_ref()
-                    ),
-                )
-            })
+        let fail = |message: String| {
+            locate.error(
+                Some(value.span().start),
+                Some(format!("{section}.{key}")),
+                message,
+            )
+        };
+        let parsed = humantime::parse_duration(value.get_ref()).map_err(|e| {
+            fail(format!(
+                "'{}' is not a duration ({e}); write e.g. \"30s\", \"2m\", \"500ms\"",
+                value.get_ref()
+            ))
+        })?;
+        if parsed > MAX_DURATION {
+            return Err(fail(format!(
+                "'{}' is longer than the most Stowage accepts ({})",
+                value.get_ref(),
+                humantime::format_duration(MAX_DURATION)
+            )));
+        }
+        if key == "timeout" && parsed.is_zero() {
+            return Err(fail("must be above zero".into()));
+        }
+        Ok(Some(parsed))
     };
     let timeout = duration("timeout", raw.timeout)?.unwrap_or(DEFAULT_TIMEOUT);
-    if timeout.is_zero() {
-        return Err(locate.error(
-            at,
-            Some(format!("{section}.timeout")),
-            "must be above zero".into(),
-        ));
-    }
     let keep_alive = duration("keep-alive", raw.keep_alive)?.filter(|d| !d.is_zero());
 
     let args = raw
@@ -442,7 +460,10 @@ fn build_backend(
         .iter()
         .map(|(k, v)| Ok((k.clone(), expand(&format!("env.{k}"), v)?)))
         .collect::<Result<BTreeMap<_, _>>>()?;
-    let settings = expand_table(&raw.config, "config", &expand)?;
+    let mut settings = expand_table(&raw.config, "config", &expand)?;
+    if matches!(kind, BackendKind::Builtin(_)) {
+        resolve_builtin_root(locate, &section, &mut settings, base_dir, at)?;
+    }
 
     Ok(BackendSpec {
         name: name.to_owned(),
@@ -454,6 +475,58 @@ fn build_backend(
         keep_alive,
         settings: BackendSettings(settings),
     })
+}
+
+/// A built-in backend's `root`: a non-empty string, relative paths taken from the config
+/// file's directory (the same rule as `path`), never from wherever `stowage` happens to run.
+fn resolve_builtin_root(
+    locate: &Locator<'_>,
+    section: &str,
+    settings: &mut toml::Table,
+    base_dir: &Path,
+    table_at: Option<usize>,
+) -> Result<()> {
+    let Some(value) = settings.get_mut("root") else {
+        return Ok(());
+    };
+    let key = format!("{section}.config.root");
+    let at = find_key_line(locate.text, section, "root").or(table_at);
+    let root = match value.as_str() {
+        Some(r) if !r.trim().is_empty() => PathBuf::from(r),
+        Some(_) => {
+            return Err(locate.error(
+                at,
+                Some(key),
+                "is empty; name a directory (relative paths are taken from the config file's \
+                 directory), or remove it for the default under $STOWAGE_HOME"
+                    .into(),
+            ));
+        }
+        None => {
+            return Err(locate.error(
+                at,
+                Some(key),
+                "must be a string naming a directory".into(),
+            ));
+        }
+    };
+    if root.is_relative() {
+        *value = toml::Value::String(base_dir.join(root).display().to_string());
+    }
+    Ok(())
+}
+
+/// The byte offset of `key = …` inside the `[section.config]` table, for messages.
+fn find_key_line(text: &str, section: &str, key: &str) -> Option<usize> {
+    let header = format!("[{section}.config]");
+    let start = text.find(&header).map_or(0, |i| i + header.len());
+    text[start..]
+        .match_indices(key)
+        .map(|(i, _)| start + i)
+        .find(|&i| {
+            let line_start = text[..i].rfind('\n').map_or(0, |n| n + 1);
+            text[line_start..i].trim().is_empty() && text[i + key.len()..].trim_start().starts_with('=')
+        })
 }
 
 fn expand_table(
@@ -713,6 +786,37 @@ nested = { a = [1, "x"] }
         let e = config_error("[storage.team]\nplugin = \"blob\"\ntimeout = \"soon\"\n");
         assert_eq!(e.line, Some(3));
         assert_eq!(e.key.as_deref(), Some("storage.team.timeout"));
+    }
+
+    #[test]
+    fn huge_and_zero_durations_are_located_config_errors() {
+        for (text, line) in [
+            ("[storage.t]\nplugin = \"b\"\ntimeout = \"18446744073709551615s\"\n", 3),
+            ("[storage.t]\nplugin = \"b\"\n\nkeep-alive = \"999999999999999h\"\n", 4),
+            ("[storage.t]\nplugin = \"b\"\ntimeout = \"25h\"\n", 3),
+            ("[storage.t]\nplugin = \"b\"\n\n\ntimeout = \"0s\"\n", 5),
+        ] {
+            let e = config_error(text);
+            assert_eq!(e.line, Some(line), "{text}: {e}");
+            assert!(e.key.as_deref().unwrap().starts_with("storage.t."), "{e}");
+        }
+        assert_eq!(
+            parse("[storage.t]\nplugin = \"b\"\ntimeout = \"24h\"\n").unwrap().storage["t"].timeout,
+            MAX_DURATION
+        );
+    }
+
+    #[test]
+    fn builtin_roots_are_relative_to_the_config_file_and_never_empty() {
+        let c = parse("[storage.local]\nbuiltin = \"filesystem\"\n[storage.local.config]\nroot = \"data\"\n").unwrap();
+        assert_eq!(c.storage["local"].settings.0["root"].as_str(), Some("/etc/data"));
+        let c = parse("[storage.local]\nbuiltin = \"filesystem\"\n[storage.local.config]\nroot = \"/srv/x\"\n").unwrap();
+        assert_eq!(c.storage["local"].settings.0["root"].as_str(), Some("/srv/x"));
+        let e = config_error("[storage.local]\nbuiltin = \"filesystem\"\n[storage.local.config]\n\nroot = \"\"\n");
+        assert_eq!(e.line, Some(5), "{e}");
+        assert_eq!(e.key.as_deref(), Some("storage.local.config.root"));
+        let e = config_error("[secrets.x]\npath = \"\"\n");
+        assert!(e.message.contains("empty"), "{e}");
     }
 
     #[test]

@@ -63,7 +63,9 @@ pub fn program_for(config: &Config, spec: &BackendSpec) -> Result<PathBuf> {
     match &spec.kind {
         BackendKind::Plugin(name) => find_plugin(config, &spec.name, name),
         BackendKind::Path(path) => {
-            if is_executable(path) {
+            // Present but unrunnable (a directory, no exec bit, writable by others) is
+            // reported when it is spawned, with the precise reason.
+            if path.exists() {
                 Ok(path.clone())
             } else {
                 Err(Error::PluginNotFound {

@@ -1,6 +1,8 @@
 //! Typed handles to one storage or secrets backend, built-in or plugin.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use stowage_protocol::{
     Bytes, Capability, CountQuery, Document, DocumentKey, DocumentMeta, ListPage, ListQuery,
@@ -8,18 +10,19 @@ use stowage_protocol::{
     SecretRef, Secrets, Storage,
 };
 
+use crate::config::DEFAULT_TIMEOUT;
 use crate::error::{Error, Result};
 use crate::launcher::PluginBackend;
 
 #[derive(Clone)]
 enum StorageImpl {
-    Builtin(Arc<dyn Storage>),
+    Builtin(Arc<dyn Storage>, Duration),
     Plugin(Arc<PluginBackend>),
 }
 
 #[derive(Clone)]
 enum SecretsImpl {
-    Builtin(Arc<dyn Secrets>),
+    Builtin(Arc<dyn Secrets>, Duration),
     Plugin(Arc<PluginBackend>),
 }
 
@@ -57,23 +60,59 @@ fn builtin_info(name: &str, caps: Vec<Capability>) -> PluginInfo {
     }
 }
 
-fn require(name: &str, caps: &[Capability], capability: Capability) -> Result<()> {
-    if caps.contains(&capability) {
-        Ok(())
-    } else {
-        Err(Error::Unsupported {
+/// One call to an in-process backend, under the same rules as a plugin call: refused if
+/// the capability is not offered, and a deadline past which the caller gets
+/// `deadline_exceeded` (a filesystem that hangs must not hang the host).
+async fn builtin_call<T>(
+    name: &str,
+    caps: &[Capability],
+    capability: Capability,
+    timeout: Duration,
+    call: impl Future<Output = Result<T, PluginError>>,
+) -> Result<T> {
+    if !caps.contains(&capability) {
+        return Err(Error::Unsupported {
             backend: name.to_owned(),
             capability,
-        })
+        });
+    }
+    match tokio::time::timeout(timeout, call).await {
+        Ok(answer) => answer.map_err(backend_error(name)),
+        Err(_) => Err(backend_error(name)(PluginError::new(
+            stowage_protocol::ErrorCode::DeadlineExceeded,
+            format!(
+                "{capability} did not finish within {}",
+                humantime::format_duration(timeout)
+            ),
+        ))),
     }
 }
 
+/// The contract's value limit, checked before anything is sent or written, for every
+/// backend alike.
+fn check_value_len(name: &str, len: usize) -> Result<()> {
+    if len > stowage_protocol::MAX_VALUE_LEN {
+        return Err(backend_error(name)(PluginError::invalid_argument(format!(
+            "value is {len} bytes; the limit is {} bytes",
+            stowage_protocol::MAX_VALUE_LEN
+        ))));
+    }
+    Ok(())
+}
+
 impl StorageHandle {
-    /// A handle over a built-in (or any in-process) storage backend.
+    /// A handle over a built-in (or any in-process) storage backend, whose operations
+    /// have the default deadline.
     pub fn builtin(name: &str, storage: Arc<dyn Storage>) -> Self {
+        Self::builtin_with_timeout(name, storage, DEFAULT_TIMEOUT)
+    }
+
+    /// A handle over an in-process storage backend whose operations fail with
+    /// `deadline_exceeded` after `timeout`.
+    pub fn builtin_with_timeout(name: &str, storage: Arc<dyn Storage>, timeout: Duration) -> Self {
         StorageHandle {
             name: name.to_owned(),
-            inner: StorageImpl::Builtin(storage),
+            inner: StorageImpl::Builtin(storage, timeout),
         }
     }
 
@@ -93,7 +132,7 @@ impl StorageHandle {
     /// What serves this backend (for plugins this starts one).
     pub async fn info(&self) -> Result<PluginInfo> {
         match &self.inner {
-            StorageImpl::Builtin(s) => Ok(builtin_info("filesystem", s.capabilities())),
+            StorageImpl::Builtin(s, _) => Ok(builtin_info("filesystem", s.capabilities())),
             StorageImpl::Plugin(p) => p.info().await,
         }
     }
@@ -102,7 +141,7 @@ impl StorageHandle {
     pub fn plugin_backend(&self) -> Option<&Arc<PluginBackend>> {
         match &self.inner {
             StorageImpl::Plugin(p) => Some(p),
-            StorageImpl::Builtin(_) => None,
+            StorageImpl::Builtin(..) => None,
         }
     }
 
@@ -110,9 +149,8 @@ impl StorageHandle {
     pub async fn get(&self, key: &DocumentKey) -> Result<Document> {
         key.validate().map_err(backend_error(&self.name))?;
         match &self.inner {
-            StorageImpl::Builtin(s) => {
-                require(&self.name, &s.capabilities(), Capability::StorageGet)?;
-                s.get(key).await.map_err(backend_error(&self.name))
+            StorageImpl::Builtin(s, timeout) => {
+                builtin_call(&self.name, &s.capabilities(), Capability::StorageGet, *timeout, s.get(key)).await
             }
             StorageImpl::Plugin(p) => {
                 let key = key.clone();
@@ -133,21 +171,10 @@ impl StorageHandle {
     ) -> Result<String> {
         key.validate().map_err(backend_error(&self.name))?;
         let value = value.into();
-        if value.len() > stowage_protocol::MAX_VALUE_LEN {
-            return Err(backend_error(&self.name)(PluginError::invalid_argument(
-                format!(
-                    "value is {} bytes; the limit is {} bytes",
-                    value.len(),
-                    stowage_protocol::MAX_VALUE_LEN
-                ),
-            )));
-        }
+        check_value_len(&self.name, value.len())?;
         match &self.inner {
-            StorageImpl::Builtin(s) => {
-                require(&self.name, &s.capabilities(), Capability::StoragePut)?;
-                s.put(key, value, precondition)
-                    .await
-                    .map_err(backend_error(&self.name))
+            StorageImpl::Builtin(s, timeout) => {
+                builtin_call(&self.name, &s.capabilities(), Capability::StoragePut, *timeout, s.put(key, value, precondition)).await
             }
             StorageImpl::Plugin(p) => {
                 let key = key.clone();
@@ -168,11 +195,8 @@ impl StorageHandle {
             )));
         }
         match &self.inner {
-            StorageImpl::Builtin(s) => {
-                require(&self.name, &s.capabilities(), Capability::StorageDelete)?;
-                s.delete(key, precondition)
-                    .await
-                    .map_err(backend_error(&self.name))
+            StorageImpl::Builtin(s, timeout) => {
+                builtin_call(&self.name, &s.capabilities(), Capability::StorageDelete, *timeout, s.delete(key, precondition)).await
             }
             StorageImpl::Plugin(p) => {
                 let key = key.clone();
@@ -189,9 +213,8 @@ impl StorageHandle {
         stowage_protocol::validate_collection(&query.collection)
             .map_err(backend_error(&self.name))?;
         match &self.inner {
-            StorageImpl::Builtin(s) => {
-                require(&self.name, &s.capabilities(), Capability::StorageList)?;
-                s.list(query).await.map_err(backend_error(&self.name))
+            StorageImpl::Builtin(s, timeout) => {
+                builtin_call(&self.name, &s.capabilities(), Capability::StorageList, *timeout, s.list(query)).await
             }
             StorageImpl::Plugin(p) => {
                 let query = query.clone();
@@ -234,9 +257,8 @@ impl StorageHandle {
         stowage_protocol::validate_collection(&query.collection)
             .map_err(backend_error(&self.name))?;
         match &self.inner {
-            StorageImpl::Builtin(s) => {
-                require(&self.name, &s.capabilities(), Capability::StorageCount)?;
-                s.count(query).await.map_err(backend_error(&self.name))
+            StorageImpl::Builtin(s, timeout) => {
+                builtin_call(&self.name, &s.capabilities(), Capability::StorageCount, *timeout, s.count(query)).await
             }
             StorageImpl::Plugin(p) => {
                 let query = query.clone();
@@ -250,11 +272,18 @@ impl StorageHandle {
 }
 
 impl SecretsHandle {
-    /// A handle over a built-in (or any in-process) secrets backend.
+    /// A handle over a built-in (or any in-process) secrets backend, whose operations
+    /// have the default deadline.
     pub fn builtin(name: &str, secrets: Arc<dyn Secrets>) -> Self {
+        Self::builtin_with_timeout(name, secrets, DEFAULT_TIMEOUT)
+    }
+
+    /// A handle over an in-process secrets backend whose operations fail with
+    /// `deadline_exceeded` after `timeout`.
+    pub fn builtin_with_timeout(name: &str, secrets: Arc<dyn Secrets>, timeout: Duration) -> Self {
         SecretsHandle {
             name: name.to_owned(),
-            inner: SecretsImpl::Builtin(secrets),
+            inner: SecretsImpl::Builtin(secrets, timeout),
         }
     }
 
@@ -274,7 +303,7 @@ impl SecretsHandle {
     /// What serves this backend (for plugins this starts one).
     pub async fn info(&self) -> Result<PluginInfo> {
         match &self.inner {
-            SecretsImpl::Builtin(s) => Ok(builtin_info(&self.name, s.capabilities())),
+            SecretsImpl::Builtin(s, _) => Ok(builtin_info(&self.name, s.capabilities())),
             SecretsImpl::Plugin(p) => p.info().await,
         }
     }
@@ -283,7 +312,7 @@ impl SecretsHandle {
     pub fn plugin_backend(&self) -> Option<&Arc<PluginBackend>> {
         match &self.inner {
             SecretsImpl::Plugin(p) => Some(p),
-            SecretsImpl::Builtin(_) => None,
+            SecretsImpl::Builtin(..) => None,
         }
     }
 
@@ -291,9 +320,15 @@ impl SecretsHandle {
     /// error means the call itself failed (plugin crash, deadline).
     pub async fn resolve(&self, refs: &[SecretRef]) -> Result<Vec<Result<SecretBytes>>> {
         let answers = match &self.inner {
-            SecretsImpl::Builtin(s) => {
-                require(&self.name, &s.capabilities(), Capability::SecretsResolve)?;
-                s.resolve(refs).await
+            SecretsImpl::Builtin(s, timeout) => {
+                builtin_call(
+                    &self.name,
+                    &s.capabilities(),
+                    Capability::SecretsResolve,
+                    *timeout,
+                    async { Ok(s.resolve(refs).await) },
+                )
+                .await?
             }
             SecretsImpl::Plugin(p) => {
                 let refs = refs.to_vec();
@@ -327,10 +362,10 @@ impl SecretsHandle {
     /// Stores a new value; returns its version where the backend has versions.
     pub async fn put(&self, key: &str, value: SecretBytes) -> Result<Option<String>> {
         stowage_protocol::validate_secret_key(key).map_err(backend_error(&self.name))?;
+        check_value_len(&self.name, value.len())?;
         match &self.inner {
-            SecretsImpl::Builtin(s) => {
-                require(&self.name, &s.capabilities(), Capability::SecretsPut)?;
-                s.put(key, value).await.map_err(backend_error(&self.name))
+            SecretsImpl::Builtin(s, timeout) => {
+                builtin_call(&self.name, &s.capabilities(), Capability::SecretsPut, *timeout, s.put(key, value)).await
             }
             SecretsImpl::Plugin(p) => {
                 let key = key.to_owned();
@@ -346,9 +381,8 @@ impl SecretsHandle {
     pub async fn delete(&self, key: &str) -> Result<()> {
         stowage_protocol::validate_secret_key(key).map_err(backend_error(&self.name))?;
         match &self.inner {
-            SecretsImpl::Builtin(s) => {
-                require(&self.name, &s.capabilities(), Capability::SecretsDelete)?;
-                s.delete(key).await.map_err(backend_error(&self.name))
+            SecretsImpl::Builtin(s, timeout) => {
+                builtin_call(&self.name, &s.capabilities(), Capability::SecretsDelete, *timeout, s.delete(key)).await
             }
             SecretsImpl::Plugin(p) => {
                 let key = key.to_owned();
@@ -364,9 +398,8 @@ impl SecretsHandle {
     pub async fn list(&self, query: &SecretListQuery) -> Result<SecretPage> {
         validate_prefix(&query.prefix).map_err(backend_error(&self.name))?;
         match &self.inner {
-            SecretsImpl::Builtin(s) => {
-                require(&self.name, &s.capabilities(), Capability::SecretsList)?;
-                s.list(query).await.map_err(backend_error(&self.name))
+            SecretsImpl::Builtin(s, timeout) => {
+                builtin_call(&self.name, &s.capabilities(), Capability::SecretsList, *timeout, s.list(query)).await
             }
             SecretsImpl::Plugin(p) => {
                 let query = query.clone();

@@ -29,10 +29,14 @@ pub mod config;
 pub mod conformance;
 pub mod discovery;
 mod error;
+pub mod groups;
 mod handle;
+mod integrity;
+pub mod limits;
 pub mod launcher;
 pub mod process;
 pub mod stderr;
+mod transport;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -86,7 +90,11 @@ impl Stowage {
         let handle = match &spec.kind {
             BackendKind::Builtin(_) => {
                 let root = self.builtin_root(spec, "storage");
-                StorageHandle::builtin(&spec.name, Arc::new(builtin::FilesystemStorage::new(root)))
+                StorageHandle::builtin_with_timeout(
+                    &spec.name,
+                    Arc::new(builtin::FilesystemStorage::new(root)),
+                    spec.timeout,
+                )
             }
             _ => StorageHandle::plugin(&spec.name, Arc::new(self.plugin_backend(spec)?)),
         };
@@ -102,13 +110,18 @@ impl Stowage {
             return Ok(h.clone());
         }
         let handle = match &spec.kind {
-            BackendKind::Builtin(BuiltinKind::HostSecrets) => SecretsHandle::builtin(
+            BackendKind::Builtin(BuiltinKind::HostSecrets) => SecretsHandle::builtin_with_timeout(
                 &spec.name,
                 Arc::new(builtin::HostSecrets::new(spec.timeout)),
+                spec.timeout,
             ),
             BackendKind::Builtin(_) => {
                 let root = self.builtin_root(spec, "secrets");
-                SecretsHandle::builtin(&spec.name, Arc::new(builtin::FilesystemSecrets::new(root)))
+                SecretsHandle::builtin_with_timeout(
+                    &spec.name,
+                    Arc::new(builtin::FilesystemSecrets::new(root)),
+                    spec.timeout,
+                )
             }
             _ => SecretsHandle::plugin(&spec.name, Arc::new(self.plugin_backend(spec)?)),
         };
@@ -116,7 +129,8 @@ impl Stowage {
         Ok(handle)
     }
 
-    /// A built-in filesystem backend's directory: its `root` setting, or `$STOWAGE_HOME/<dir>`.
+    /// A built-in filesystem backend's directory: its `root` setting (made absolute against
+    /// the config file's directory when the config was parsed), or `$STOWAGE_HOME/<dir>`.
     fn builtin_root(&self, spec: &BackendSpec, dir: &str) -> std::path::PathBuf {
         match spec.settings.0.get("root").and_then(|v| v.as_str()) {
             Some(root) => std::path::PathBuf::from(root),

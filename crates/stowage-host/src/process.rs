@@ -17,7 +17,9 @@ use tokio::process::{Child, Command};
 
 use crate::client::HostClient;
 use crate::error::{Error, Result};
+use crate::groups::{self, GroupGuard, kill_group};
 use crate::stderr::StderrLog;
+use crate::transport::{CheckedTransport, StreamError};
 
 /// How long a plugin may take to exit after its stdin closes before it is killed.
 pub const EXIT_GRACE: Duration = Duration::from_secs(2);
@@ -48,6 +50,9 @@ pub struct PluginProcess {
     info: PluginInfo,
     handshake: Handshake,
     broken: AtomicBool,
+    /// Why the protocol stream ended, if it ended in an error.
+    stream_error: StreamError,
+    group: GroupGuard,
 }
 
 /// Why a call failed at the transport level (as opposed to the plugin answering an error).
@@ -66,6 +71,14 @@ impl PluginProcess {
         deadline: Duration,
     ) -> Result<PluginProcess> {
         let program = command.program.display().to_string();
+        if let Err(message) = crate::integrity::check_program(&command.program) {
+            return Err(Error::Plugin {
+                backend: command.backend.clone(),
+                program,
+                message,
+                stderr_tail: Vec::new(),
+            });
+        }
         let mut cmd = Command::new(&command.program);
         cmd.args(&command.args)
             .envs(&command.env)
@@ -81,13 +94,15 @@ impl PluginProcess {
             // Its own process group, so a deadline kills the plugin and anything it started.
             .process_group(0)
             .kill_on_drop(true);
+        die_with_host(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| Error::Plugin {
             backend: command.backend.clone(),
             program: program.clone(),
-            message: format!("cannot start it: {e}"),
+            message: crate::integrity::spawn_error(&command.program, &e),
             stderr_tail: Vec::new(),
         })?;
         let pid = child.id().unwrap_or(0);
+        let group = groups::register(pid, &command.backend);
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = StderrLog::forward(
@@ -161,6 +176,7 @@ impl PluginProcess {
 
         let transport: codec::HostTransport<_> =
             codec::transport(tokio::io::join(stdout, stdin), handshake.codec);
+        let (transport, stream_error) = CheckedTransport::new(transport);
         let client =
             HostClient(tarpc::client::new(tarpc::client::Config::default(), transport).spawn());
 
@@ -179,6 +195,8 @@ impl PluginProcess {
             },
             handshake,
             broken: AtomicBool::new(false),
+            stream_error,
+            group,
         };
         let info = match configure {
             Some(configure) => {
@@ -253,7 +271,10 @@ impl PluginProcess {
         };
         let mut ctx = tarpc::context::current();
         ctx.deadline = Instant::now() + timeout;
-        let outcome = match tokio::time::timeout(timeout, f(client, ctx)).await {
+        self.group.set_operation(Some(operation));
+        let outcome = tokio::time::timeout(timeout, f(client, ctx)).await;
+        self.group.set_operation(None);
+        let outcome = match outcome {
             Ok(Ok(answer)) => Ok(answer),
             // tarpc enforces the same deadline on its side; report it the same way.
             Ok(Err(RpcError::DeadlineExceeded)) => Err(CallFailure::Timeout),
@@ -279,13 +300,30 @@ impl PluginProcess {
             Err(CallFailure::Transport(e)) => {
                 self.broken.store(true, Ordering::Release);
                 let status = self.exit_status_within(Duration::from_millis(500)).await;
-                let message = match status {
-                    Some(status) => format!("it exited ({}) during {operation}", describe(status)),
-                    None => {
+                // What the host refused in the stream (an oversized or undecodable frame, an
+                // answer to an unknown id) is the real cause even when the plugin then exits.
+                let refused = self
+                    .stream_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                if status.is_some() {
+                    // Whatever it started in its group goes with it.
+                    kill_group(self.pid);
+                }
+                let message = match (status, refused) {
+                    (Some(status), Some(cause)) => format!(
+                        "it exited ({}) during {operation} after the host refused what it sent: {cause}",
+                        describe(status)
+                    ),
+                    (Some(status), None) => {
+                        format!("it exited ({}) during {operation}", describe(status))
+                    }
+                    (None, cause) => {
                         kill_group(self.pid);
                         format!(
                             "it broke the protocol during {operation}: {}",
-                            rpc_detail(&e)
+                            cause.unwrap_or_else(|| rpc_detail(&e))
                         )
                     }
                 };
@@ -301,7 +339,11 @@ impl PluginProcess {
         // transport and so closes the plugin's stdin.
         drop(self.client.lock().unwrap_or_else(|e| e.into_inner()).take());
         let mut child = self.child.lock().await;
-        match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
+        let waited = tokio::time::timeout(EXIT_GRACE, child.wait()).await;
+        if waited.is_ok() {
+            self.group.release();
+        }
+        match waited {
             Ok(Ok(status)) if !status.success() => {
                 tracing::debug!(backend = %self.backend, pid = self.pid, "plugin exited with {}", describe(status));
             }
@@ -314,6 +356,7 @@ impl PluginProcess {
                 );
                 kill_group(self.pid);
                 let _ = child.wait().await;
+                self.group.release();
             }
         }
     }
@@ -345,6 +388,33 @@ impl Drop for PluginProcess {
             kill_group(self.pid);
         }
     }
+}
+
+/// Makes the plugin die with the host: the kernel sends it SIGTERM when the host exits,
+/// however the host exits (SIGKILL included). SIGTERM rather than SIGKILL so that a plugin
+/// can take its own process group down with it (the Rust SDK does); one that does not
+/// handle SIGTERM dies of it. A host that already died before the plugin reached `exec`
+/// makes the spawn fail.
+fn die_with_host(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        let host = std::process::id();
+        // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+        // functions (prctl, getppid); it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() as u32 != host {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
 }
 
 /// Reads the handshake line: up to the first newline, at most `MAX_HANDSHAKE_LEN` bytes.
@@ -386,16 +456,6 @@ async fn fail_start(
         message,
         stderr_tail: stderr.tail_at_exit(STDERR_DRAIN).await,
     }
-}
-
-/// Sends SIGKILL to the plugin's whole process group.
-fn kill_group(pid: u32) {
-    if pid == 0 {
-        return;
-    }
-    use nix::sys::signal::{Signal, killpg};
-    use nix::unistd::Pid;
-    let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
 }
 
 fn describe(status: ExitStatus) -> String {

@@ -4,13 +4,16 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio::sync::watch;
 
 /// How many of the last stderr lines are attached to errors.
 pub const TAIL_LINES: usize = 20;
 /// Longer lines are cut to this many characters.
 const MAX_LINE_CHARS: usize = 2000;
+/// At most this many bytes of one line are held in memory; the rest of the line is read
+/// and dropped, so a plugin writing without newlines cannot grow the host's memory.
+const MAX_LINE_BYTES: usize = 4 * MAX_LINE_CHARS;
 
 /// The stderr of one plugin process.
 #[derive(Clone)]
@@ -30,12 +33,15 @@ impl StderrLog {
             let mut buf = Vec::new();
             loop {
                 buf.clear();
-                match reader.read_until(b'\n', &mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
+                match read_capped_line(&mut reader, &mut buf).await {
+                    Ok(None) | Err(_) => break,
+                    Ok(Some(cut)) => {
                         let line = String::from_utf8_lossy(&buf);
                         let line = line.trim_end_matches(['\n', '\r']);
-                        let line: String = line.chars().take(MAX_LINE_CHARS).collect();
+                        let mut line: String = line.chars().take(MAX_LINE_CHARS).collect();
+                        if cut {
+                            line.push_str(" …(line cut)");
+                        }
                         let shown = emit(&backend, &line);
                         let mut t = sink.lock().unwrap_or_else(|e| e.into_inner());
                         if t.len() == TAIL_LINES {
@@ -66,6 +72,36 @@ impl StderrLog {
         let mut closed = self.closed.clone();
         let _ = tokio::time::timeout(wait, closed.wait_for(|c| *c)).await;
         self.tail()
+    }
+}
+
+/// Reads one line into `buf`, keeping at most [`MAX_LINE_BYTES`] of it. `None` at EOF;
+/// `Some(true)` when the line was longer and its rest was dropped.
+async fn read_capped_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<bool>> {
+    let mut cut = false;
+    let mut read_any = false;
+    loop {
+        let chunk = reader.fill_buf().await?;
+        if chunk.is_empty() {
+            return Ok(read_any.then_some(cut));
+        }
+        read_any = true;
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        let room = MAX_LINE_BYTES.saturating_sub(buf.len());
+        if take > room {
+            cut = true;
+        }
+        buf.extend_from_slice(&chunk[..take.min(room)]);
+        reader.consume(take);
+        if done {
+            return Ok(Some(cut));
+        }
     }
 }
 
@@ -130,7 +166,25 @@ fn emit(backend: &str, line: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::emit;
+    use super::{MAX_LINE_BYTES, emit, read_capped_line};
+
+    #[tokio::test]
+    async fn a_line_without_end_is_held_only_up_to_the_cap() {
+        // 10 MB without a newline, then a short line: memory stays at the cap, and the
+        // next line is read intact.
+        let mut input = vec![b'x'; 10_000_000];
+        input.extend_from_slice(b"\nnext\n");
+        let mut reader = tokio::io::BufReader::new(&input[..]);
+        let mut buf = Vec::new();
+        assert_eq!(read_capped_line(&mut reader, &mut buf).await.unwrap(), Some(true));
+        assert_eq!(buf.len(), MAX_LINE_BYTES);
+        assert!(buf.capacity() < 2 * MAX_LINE_BYTES + 8192, "{}", buf.capacity());
+        buf.clear();
+        assert_eq!(read_capped_line(&mut reader, &mut buf).await.unwrap(), Some(false));
+        assert_eq!(buf, b"next\n");
+        buf.clear();
+        assert_eq!(read_capped_line(&mut reader, &mut buf).await.unwrap(), None);
+    }
 
     #[test]
     fn json_lines_keep_their_level_message_and_fields() {

@@ -15,7 +15,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use stowage_protocol::{Capability, PluginError, SecretBytes, SecretRef, Secrets};
+use stowage_protocol::{
+    Capability, MAX_VALUE_LEN, PluginError, SecretBytes, SecretRef, Secrets,
+};
 use tokio::io::AsyncReadExt as _;
 
 /// The built-in read-only host secret source.
@@ -54,9 +56,8 @@ impl Secrets for HostSecrets {
                 }),
             "path" => {
                 let path = expand_home(rest);
-                tokio::fs::read(&path)
+                let value = read_limited_file(&path)
                     .await
-                    .map(SecretBytes::new)
                     .map_err(|e| match e.kind() {
                         std::io::ErrorKind::NotFound => {
                             PluginError::not_found(format!("file {path} does not exist"))
@@ -64,8 +65,12 @@ impl Secrets for HostSecrets {
                         std::io::ErrorKind::PermissionDenied => {
                             PluginError::permission_denied(format!("cannot read {path}: {e}"))
                         }
+                        std::io::ErrorKind::FileTooLarge => PluginError::invalid_argument(format!(
+                            "{path} is larger than the {MAX_VALUE_LEN}-byte limit of a secret value"
+                        )),
                         _ => PluginError::internal(format!("cannot read {path}: {e}")),
-                    })
+                    })?;
+                Ok(SecretBytes::new(value))
             }
             "command" => {
                 let argv = shlex::split(rest).filter(|a| !a.is_empty()).ok_or_else(|| {
@@ -83,6 +88,20 @@ impl Secrets for HostSecrets {
             _ => Err(bad_scheme(&reference.key)),
         }
     }
+}
+
+/// How much of a failing command's stderr is kept for its error message.
+const MAX_STDERR: usize = 64 * 1024;
+
+/// Reads a file, refusing (without reading it all) one larger than a secret value may be.
+async fn read_limited_file(path: &str) -> std::io::Result<Vec<u8>> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path)?;
+        crate::limits::read_limited(file, MAX_VALUE_LEN)
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
 }
 
 fn bad_scheme(key: &str) -> PluginError {
@@ -112,6 +131,8 @@ impl HostSecrets {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own group, so a deadline or a signal to the host takes what it started too.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| match e.kind() {
@@ -120,18 +141,50 @@ impl HostSecrets {
                 }
                 _ => PluginError::internal(format!("cannot run {program:?}: {e}")),
             })?;
-        let mut stdout = child.stdout.take().expect("piped");
-        let mut stderr = child.stderr.take().expect("piped");
+        let pgid = child.id().unwrap_or(0);
+        let _group = crate::groups::register(pgid, "host");
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
         let run = async {
+            // Both streams are read only up to a limit, so a command that never stops
+            // printing (`command:yes`) costs a bounded amount of memory.
             let mut out = Vec::new();
             let mut err = Vec::new();
-            let (a, b) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
-            a.and(b)?;
+            let mut stdout = stdout.take(MAX_VALUE_LEN as u64 + 1);
+            let mut stderr = stderr.take(MAX_STDERR as u64);
+            let mut err_read = std::pin::pin!(stderr.read_to_end(&mut err));
+            let mut err_done = false;
+            let mut out_read = std::pin::pin!(stdout.read_to_end(&mut out));
+            // Both pipes drain together (a command filling stderr must not block), but
+            // stdout going over the limit ends the wait at once.
+            let out_result = loop {
+                tokio::select! {
+                    r = &mut out_read => break r,
+                    r = &mut err_read, if !err_done => { r?; err_done = true; }
+                }
+            };
+            out_result?;
+            if out.len() > MAX_VALUE_LEN {
+                return Ok(None);
+            }
+            if !err_done {
+                err_read.await?;
+            }
             let status = child.wait().await?;
-            Ok::<_, std::io::Error>((status, out, err))
+            Ok::<_, std::io::Error>(Some((status, out, err)))
         };
-        let (status, mut out, err) = match tokio::time::timeout(self.timeout, run).await {
-            Ok(Ok(r)) => r,
+        let outcome = tokio::time::timeout(self.timeout, run).await;
+        if !matches!(outcome, Ok(Ok(Some(_)))) {
+            crate::groups::kill_group(pgid);
+        }
+        let (status, mut out, err) = match outcome {
+            Ok(Ok(Some(r))) => r,
+            Ok(Ok(None)) => {
+                return Err(PluginError::invalid_argument(format!(
+                    "command `{shown}` printed more than the {MAX_VALUE_LEN}-byte limit of a \
+                     secret value; it was stopped"
+                )));
+            }
             Ok(Err(e)) => {
                 return Err(PluginError::internal(format!(
                     "command `{shown}` failed: {e}"
@@ -198,5 +251,14 @@ mod tests {
             resolve("bogus:x").await.unwrap_err().code,
             stowage_protocol::ErrorCode::InvalidArgument
         );
+    }
+
+    #[tokio::test]
+    async fn endless_output_is_cut_at_the_value_limit() {
+        let e = resolve("command:yes").await.unwrap_err();
+        assert_eq!(e.code, stowage_protocol::ErrorCode::InvalidArgument, "{e}");
+        assert!(e.message.contains("limit"), "{e}");
+        let e = resolve("path:/dev/zero").await.unwrap_err();
+        assert_eq!(e.code, stowage_protocol::ErrorCode::InvalidArgument, "{e}");
     }
 }
