@@ -94,7 +94,6 @@ fn shebang_interpreter(program: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt as _;
 
     fn file(dir: &Path, name: &str, text: &str, mode: u32) -> std::path::PathBuf {
         let p = dir.join(name);

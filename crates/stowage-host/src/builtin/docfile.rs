@@ -3,8 +3,13 @@
 //! Each entry is one file holding a header line `stowage/1 <version>\n` and then the value.
 //! Writes go to a temp file in the same directory, are synced, and are renamed over the
 //! old file, so readers see the old or the new value, never a mix. Writers take an
-//! exclusive `flock` on the directory's `.lock` file while they check the precondition
-//! and rename, so preconditions hold across processes. Files are 0600, directories 0700.
+//! exclusive `flock` on the directory's `.lock` file while they check the precondition,
+//! write the temp file and rename it, so preconditions hold across processes, and one temp
+//! name per directory suffices. Files are 0600, directories 0700.
+//!
+//! Nothing inside the store is followed if it is a symbolic link, and nothing that is not
+//! a regular file with a name this module writes is taken for an entry: such files are
+//! skipped (and logged) by listings, and reading one is an error naming it.
 //!
 //! Versions are `<generation>-<random>`: the generation counts writes (useful for fencing),
 //! the random part keeps a re-created entry from reusing an old version string.
@@ -49,10 +54,10 @@ pub(crate) fn decode(file_name: &str) -> Option<String> {
     if file_name.starts_with('.') {
         return None;
     }
-    percent_decode_str(file_name)
-        .decode_utf8()
-        .ok()
-        .map(|s| s.into_owned())
+    let name = percent_decode_str(file_name).decode_utf8().ok()?.into_owned();
+    // Only names this encoder writes: a foreign `notes.txt` is not the entry `notes.txt`
+    // (that one is stored as `notes%2Etxt`).
+    (encode(&name).ok()? == file_name).then_some(name)
 }
 
 pub(crate) fn io_error(what: &str, path: &Path, e: io::Error) -> PluginError {
@@ -84,49 +89,152 @@ pub(crate) struct Entry {
 /// A directory of versioned entries.
 pub(crate) struct VersionedDir {
     dir: PathBuf,
+    /// Directories between the store's root and `dir`, which must not be symbolic links.
+    below_root: Vec<PathBuf>,
+    /// Holds secrets: warn when the directory or an entry is open to other users.
+    private: bool,
 }
+
+/// The name of the one temp file a writer uses, under the directory's lock: a writer
+/// killed mid-way leaves at most this file, which the next writer replaces.
+const TEMP: &str = ".tmp-write";
+/// Temp files of other names (from earlier versions) older than this are removed.
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl VersionedDir {
     pub(crate) fn new(dir: PathBuf) -> Self {
-        VersionedDir { dir }
+        VersionedDir {
+            dir,
+            below_root: Vec::new(),
+            private: false,
+        }
+    }
+
+    /// `root/<parts…>`, refusing to follow a symbolic link at any of `parts`.
+    pub(crate) fn under(root: &Path, parts: &[String]) -> Self {
+        let mut dir = root.to_path_buf();
+        let mut below_root = Vec::new();
+        for part in parts {
+            dir.push(part);
+            below_root.push(dir.clone());
+        }
+        VersionedDir {
+            dir,
+            below_root,
+            private: false,
+        }
+    }
+
+    /// Marks the directory as holding secrets (see [`warn_if_exposed`]).
+    pub(crate) fn private(mut self) -> Self {
+        self.private = true;
+        self
     }
 
     fn path(&self, file_name: &str) -> PathBuf {
         self.dir.join(file_name)
     }
 
-    /// Reads an entry; `None` if absent.
-    pub(crate) fn read(&self, file_name: &str) -> Result<Option<Entry>, PluginError> {
-        let path = self.path(file_name);
-        let mut bytes = Vec::new();
-        match File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes)) {
-            Ok(_) => parse_entry(&bytes).map(Some).ok_or_else(|| {
-                PluginError::internal(format!("{} is not a Stowage entry file", path.display()))
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotADirectory => Ok(None),
-            Err(e) => Err(io_error("cannot read", &path, e)),
+    /// Refuses a store whose collection or group directory is a symbolic link: followed,
+    /// it would read and write outside the store.
+    fn check_no_links(&self) -> Result<(), PluginError> {
+        for dir in &self.below_root {
+            if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(PluginError::permission_denied(format!(
+                    "{} is a symbolic link; the filesystem backend does not follow links inside \
+                     its store (replace it with a directory)",
+                    dir.display()
+                )));
+            }
         }
+        Ok(())
     }
 
-    /// Reads only an entry's version and value size.
-    pub(crate) fn stat(&self, file_name: &str) -> Result<Option<(String, u64)>, PluginError> {
+    /// Opens an entry for reading without following a symbolic link and without blocking
+    /// on a FIFO; `None` if absent. Anything but a regular file is an error naming it.
+    fn open_entry(&self, file_name: &str) -> Result<Option<(File, fs::Metadata)>, PluginError> {
+        self.check_no_links()?;
         let path = self.path(file_name);
-        let mut file = match File::open(&path) {
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(PluginError::permission_denied(format!(
+                    "{} is a symbolic link; the filesystem backend does not follow links inside \
+                     its store",
+                    path.display()
+                )));
+            }
             Err(e) => return Err(io_error("cannot read", &path, e)),
         };
-        let len = file
+        let meta = file
             .metadata()
-            .map_err(|e| io_error("cannot stat", &path, e))?
-            .len();
+            .map_err(|e| io_error("cannot stat", &path, e))?;
+        if !meta.is_file() {
+            return Err(PluginError::internal(format!(
+                "{} is not a regular file (Stowage did not write it); move it out of the store",
+                path.display()
+            )));
+        }
+        if self.private {
+            warn_if_exposed(&path, &meta, "secret file", "600");
+        }
+        Ok(Some((file, meta)))
+    }
+
+    /// Reads an entry; `None` if absent.
+    pub(crate) fn read(&self, file_name: &str) -> Result<Option<Entry>, PluginError> {
+        let Some((file, _)) = self.open_entry(file_name)? else {
+            return Ok(None);
+        };
+        let path = self.path(file_name);
+        let bytes = crate::limits::read_limited(file, MAX_ENTRY_LEN).map_err(|e| {
+            if e.kind() == io::ErrorKind::FileTooLarge {
+                PluginError::internal(format!(
+                    "{} is larger than any entry Stowage writes; it is not a Stowage entry file",
+                    path.display()
+                ))
+            } else {
+                io_error("cannot read", &path, e)
+            }
+        })?;
+        parse_entry(&bytes).map(Some).ok_or_else(|| {
+            PluginError::internal(format!("{} is not a Stowage entry file", path.display()))
+        })
+    }
+
+    /// Reads only an entry's version and value size; `None` if absent, or if the file is
+    /// not an entry (logged, so that one foreign file does not break a whole listing).
+    pub(crate) fn stat(&self, file_name: &str) -> Result<Option<(String, u64)>, PluginError> {
+        let path = self.path(file_name);
+        let (mut file, meta) = match self.open_entry(file_name) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(None),
+            Err(e) if e.code == stowage_protocol::ErrorCode::Internal => {
+                tracing::warn!("skipping {}: {}", path.display(), e.message);
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         let mut head = [0u8; 128];
         let n = read_up_to(&mut file, &mut head).map_err(|e| io_error("cannot read", &path, e))?;
-        let (version, header_len) = parse_header(&head[..n]).ok_or_else(|| {
-            PluginError::internal(format!("{} is not a Stowage entry file", path.display()))
-        })?;
-        Ok(Some((version, len - header_len as u64)))
+        match parse_header(&head[..n]) {
+            Some((version, header_len)) => {
+                Ok(Some((version, meta.len().saturating_sub(header_len as u64))))
+            }
+            None => {
+                tracing::warn!(
+                    "skipping {}: not a Stowage entry file (Stowage did not write it)",
+                    path.display()
+                );
+                Ok(None)
+            }
+        }
     }
 
     /// Writes an entry if `precondition` holds; returns the new version.
@@ -137,6 +245,7 @@ impl VersionedDir {
         precondition: &Precondition,
         what: &str,
     ) -> Result<String, PluginError> {
+        self.check_no_links()?;
         create_private_dir(&self.dir)?;
         let _lock = self.lock()?;
         let current = self.read(file_name)?;
@@ -152,21 +261,35 @@ impl VersionedDir {
             + 1;
         let version = format!("{generation}-{}", random_suffix());
 
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(&self.dir)
-            .map_err(|e| io_error("cannot create a temp file in", &self.dir, e))?;
+        // Under the lock no one else writes here, so one temp name serves every write.
+        let tmp = self.path(TEMP);
         let write = (|| {
-            tmp.write_all(MAGIC)?;
-            tmp.write_all(version.as_bytes())?;
-            tmp.write_all(b"\n")?;
-            tmp.write_all(value)?;
-            tmp.as_file().sync_all()
+            // A leftover of a killed writer goes first: created anew, the file gets our mode.
+            match fs::remove_file(&tmp) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)?;
+            file.write_all(MAGIC)?;
+            file.write_all(version.as_bytes())?;
+            file.write_all(b"\n")?;
+            file.write_all(value)?;
+            file.sync_all()
         })();
-        write.map_err(|e| io_error("cannot write", tmp.path(), e))?;
+        if let Err(e) = write {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_error("cannot write", &tmp, e));
+        }
         let path = self.path(file_name);
-        tmp.persist(&path)
-            .map_err(|e| io_error("cannot rename a temp file to", &path, e.error))?;
+        if let Err(e) = fs::rename(&tmp, &path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_error("cannot rename a temp file to", &path, e));
+        }
         self.sync_dir();
         Ok(version)
     }
@@ -178,6 +301,7 @@ impl VersionedDir {
         precondition: &Precondition,
         what: &str,
     ) -> Result<(), PluginError> {
+        self.check_no_links()?;
         if !self.dir.exists() {
             return Err(PluginError::not_found(format!("{what} not found")));
         }
@@ -198,25 +322,63 @@ impl VersionedDir {
         Ok(())
     }
 
-    /// Every entry name (decoded), sorted by bytes.
+    /// Every entry name (decoded), sorted by bytes. Only regular files with names this
+    /// backend writes count; anything else (a subdirectory, a link, a FIFO, a foreign
+    /// file) is skipped and logged, and temp files left by killed writers are removed.
     pub(crate) fn names(&self) -> Result<Vec<(String, String)>, PluginError> {
+        self.check_no_links()?;
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io_error("cannot list", &self.dir, e)),
         };
+        if self.private
+            && let Ok(meta) = fs::metadata(&self.dir)
+        {
+            warn_if_exposed(&self.dir, &meta, "secrets directory", "700");
+        }
         let mut names = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| io_error("cannot list", &self.dir, e))?;
-            let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else {
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else {
+                tracing::warn!("skipping {:?} in {}: not an entry", file_name, self.dir.display());
                 continue;
             };
-            if let Some(name) = decode(&file_name) {
-                names.push((name, file_name));
+            if file_name.starts_with(".tmp-") {
+                self.remove_if_stale(&entry);
+                continue;
+            }
+            if file_name == ".lock" {
+                continue;
+            }
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            match decode(file_name) {
+                Some(name) if is_file => names.push((name, file_name.to_owned())),
+                _ => tracing::warn!(
+                    "skipping {} in {}: not an entry written by Stowage",
+                    file_name,
+                    self.dir.display()
+                ),
             }
         }
         names.sort();
         Ok(names)
+    }
+
+    /// Removes a temp file no writer has touched for [`STALE_TEMP_AGE`]: its writer was
+    /// killed (a live writer holds the lock and finishes in far less).
+    fn remove_if_stale(&self, entry: &fs::DirEntry) {
+        let stale = entry
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_TEMP_AGE);
+        if stale && fs::remove_file(entry.path()).is_ok() {
+            tracing::debug!("removed the stale temp file {}", entry.path().display());
+        }
     }
 
     fn lock(&self) -> Result<File, PluginError> {
@@ -226,8 +388,19 @@ impl VersionedDir {
             .truncate(false)
             .write(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
-            .map_err(|e| io_error("cannot open lock file", &path, e))?;
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    PluginError::permission_denied(format!(
+                        "{} is a symbolic link; the filesystem backend does not follow links \
+                         inside its store",
+                        path.display()
+                    ))
+                } else {
+                    io_error("cannot open lock file", &path, e)
+                }
+            })?;
         file.lock().map_err(|e| io_error("cannot lock", &path, e))?;
         Ok(file)
     }
@@ -237,6 +410,23 @@ impl VersionedDir {
         if let Ok(d) = File::open(&self.dir) {
             let _ = d.sync_all();
         }
+    }
+}
+
+/// The largest file an entry can be: the value limit plus its header line.
+const MAX_ENTRY_LEN: usize = stowage_protocol::MAX_VALUE_LEN + 256;
+
+/// Logs a warning when a file or directory holding secrets can be read by other users,
+/// as proto-docs/security.md promises, with the `chmod` that fixes it.
+fn warn_if_exposed(path: &Path, meta: &fs::Metadata, what: &str, mode: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let bits = meta.permissions().mode() & 0o777;
+    if bits & 0o077 != 0 {
+        tracing::warn!(
+            "{what} {} is open to other users (mode {bits:o}); fix it with `chmod {mode} {}`",
+            path.display(),
+            path.display()
+        );
     }
 }
 

@@ -28,7 +28,7 @@ impl FilesystemSecrets {
     }
 
     fn dir(&self) -> VersionedDir {
-        VersionedDir::new(self.root.as_ref().clone())
+        VersionedDir::new(self.root.as_ref().clone()).private()
     }
 }
 

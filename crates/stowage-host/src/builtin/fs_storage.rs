@@ -29,8 +29,9 @@ impl FilesystemStorage {
     }
 
     fn group_dir(&self, collection: &str, group: &str) -> Result<VersionedDir, PluginError> {
-        Ok(VersionedDir::new(
-            self.root.join(encode(collection)?).join(encode(group)?),
+        Ok(VersionedDir::under(
+            &self.root,
+            &[encode(collection)?, encode(group)?],
         ))
     }
 }
@@ -137,5 +138,142 @@ impl Storage for FilesystemStorage {
                 .count() as u64)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::time::{Duration, SystemTime};
+
+    use stowage_protocol::ErrorCode;
+
+    use super::*;
+
+    fn key(name: &str) -> DocumentKey {
+        DocumentKey::new("claims", "dev", name)
+    }
+
+    fn list_query() -> ListQuery {
+        ListQuery {
+            collection: "claims".into(),
+            group: "dev".into(),
+            prefix: String::new(),
+            page_size: 100,
+            page_token: None,
+        }
+    }
+
+    fn count_query() -> CountQuery {
+        CountQuery {
+            collection: "claims".into(),
+            group: "dev".into(),
+            prefix: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn foreign_files_are_skipped_and_never_block() {
+        let root = tempfile::tempdir().unwrap();
+        let store = FilesystemStorage::new(root.path());
+        store
+            .put(&key("a"), Bytes(b"1".to_vec()), Precondition::Absent)
+            .await
+            .unwrap();
+        let group = root.path().join("claims").join("dev");
+        // A FIFO named like an entry, a subdirectory, a symlink out of the store, a file
+        // someone copied in, and a file with an entry's name but not an entry's content.
+        nix::unistd::mkfifo(&group.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        std::fs::create_dir(group.join("subdir")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", group.join("link")).unwrap();
+        std::fs::write(group.join("notes.txt"), "hello").unwrap();
+        std::fs::write(group.join("garbage"), "not an entry").unwrap();
+
+        let page = store.list(&list_query()).await.unwrap();
+        let names: Vec<_> = page.items.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["a"]);
+        // `garbage` has an entry's name, so it counts until someone removes it; the rest do not.
+        assert_eq!(store.count(&count_query()).await.unwrap(), 2);
+
+        // Reading them is an error that names the file; nothing hangs.
+        let e = store.get(&key("fifo")).await.unwrap_err();
+        assert!(e.message.contains("not a regular file"), "{e}");
+        let e = store.get(&key("link")).await.unwrap_err();
+        assert!(e.message.contains("symbolic link"), "{e}");
+        let e = store.get(&key("garbage")).await.unwrap_err();
+        assert!(e.message.contains("not a Stowage entry"), "{e}");
+        // Plain writes and reads of real entries still work beside them.
+        store
+            .put(&key("b"), Bytes(b"2".to_vec()), Precondition::Absent)
+            .await
+            .unwrap();
+        assert_eq!(store.get(&key("b")).await.unwrap().value.0, b"2");
+    }
+
+    #[tokio::test]
+    async fn symlinks_inside_the_store_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let store = FilesystemStorage::new(root.path());
+        std::fs::create_dir_all(root.path().join("claims")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("claims").join("dev"))
+            .unwrap();
+        let e = store
+            .put(&key("a"), Bytes(b"1".to_vec()), Precondition::Any)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::PermissionDenied, "{e}");
+        assert!(e.message.contains("symbolic link"), "{e}");
+        assert!(store.list(&list_query()).await.is_err());
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+
+        // A `.lock` planted as a link is not followed either.
+        let root = tempfile::tempdir().unwrap();
+        let store = FilesystemStorage::new(root.path());
+        let group = root.path().join("claims").join("dev");
+        std::fs::create_dir_all(&group).unwrap();
+        let target = outside.path().join("victim");
+        std::os::unix::fs::symlink(&target, group.join(".lock")).unwrap();
+        let e = store
+            .put(&key("a"), Bytes(b"1".to_vec()), Precondition::Any)
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("symbolic link"), "{e}");
+        assert!(!target.exists());
+    }
+
+    #[tokio::test]
+    async fn temp_files_of_killed_writers_do_not_pile_up() {
+        let root = tempfile::tempdir().unwrap();
+        let store = FilesystemStorage::new(root.path());
+        store
+            .put(&key("a"), Bytes(b"1".to_vec()), Precondition::Absent)
+            .await
+            .unwrap();
+        let group = root.path().join("claims").join("dev");
+        // Left by writers killed mid-way: an old one and a fresh one (maybe still in use).
+        let old = group.join(".tmp-abc123");
+        std::fs::write(&old, vec![0u8; 1000]).unwrap();
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let fresh = group.join(".tmp-def456");
+        std::fs::write(&fresh, b"x").unwrap();
+        // A temp of the current writer's name left by a kill is replaced.
+        std::fs::write(group.join(".tmp-write"), vec![0u8; 1000]).unwrap();
+        store
+            .put(&key("b"), Bytes(b"2".to_vec()), Precondition::Absent)
+            .await
+            .unwrap();
+        assert!(!group.join(".tmp-write").exists());
+        store.list(&list_query()).await.unwrap();
+        assert!(!old.exists(), "a stale temp file is removed");
+        assert!(fresh.exists(), "a recent one is left alone");
+        let mode = std::fs::metadata(group.join("b")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }
