@@ -33,7 +33,9 @@ Exit codes:
   5  config error
   6  plugin error (missing binary, crash, protocol error, deadline exceeded)
   7  refused by the backend (invalid argument, unsupported, denied)
-  8  backend unavailable (retry later)";
+  8  backend unavailable (retry later)
+  129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM: every plugin
+     process was stopped; an interrupted write may or may not have been applied";
 
 /// The exit code for an error.
 pub fn code_for(e: &Error) -> u8 {

@@ -3,11 +3,12 @@
 mod commands;
 mod exit;
 mod output;
+mod signals;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use stowage_host::{ConfigSource, Stowage};
 
 use crate::output::Output;
@@ -71,19 +72,29 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
+/// How the command ended.
+enum Outcome {
+    Done(commands::CmdResult),
+    Interrupted(signals::Interruption),
+}
+
 fn main() -> ExitCode {
-    // Like other Unix tools, die quietly when the reader of our output goes away
-    // (`stowage plugins list | head`) instead of panicking in println!.
-    // SAFETY: called first thing, before any other thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-    let cli = Cli::parse();
+    // SIGPIPE stays ignored (Rust's default): a plugin that closes its stdin must be a
+    // plugin error, not the death of the host. A closed stdout is handled where stdout
+    // is written (`output::write_stdout`).
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let words = command_words(&matches);
+    let writes = cli.command.writes();
     init_logging(cli.verbose);
     let source = ConfigSource {
         explicit: cli.config.clone(),
         home: cli.home.clone(),
     };
+    let output = cli.output;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -94,25 +105,69 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    let result = runtime.block_on(async {
-        // `config init` must work when the config is broken or absent.
-        if let Command::Config(cmd) = &cli.command
-            && let Some(r) = commands::config::run_without_runtime(cmd, &source, cli.output)
-        {
-            return r;
-        }
-        let stowage = Stowage::open(&source)?;
-        let result = match cli.command {
-            Command::Config(cmd) => commands::config::run(cmd, &stowage, cli.output).await,
-            Command::Plugins(cmd) => commands::plugins::run(cmd, &stowage, cli.output).await,
-            Command::Storage(cmd) => commands::storage::run(cmd, &stowage, cli.output).await,
-            Command::Secrets(cmd) => commands::secrets::run(cmd, &stowage, cli.output).await,
+    let outcome = runtime.block_on(async {
+        let interrupted = match signals::Interrupt::install() {
+            Ok(i) => i,
+            Err(e) => {
+                return Outcome::Done(Err(stowage_host::Error::Io {
+                    context: "cannot install signal handlers".into(),
+                    source: e,
+                }));
+            }
         };
-        stowage.shutdown().await;
-        result
+        tokio::select! {
+            biased;
+            i = interrupted.wait() => Outcome::Interrupted(i),
+            r = run(cli, &source) => Outcome::Done(r),
+        }
     });
-    match result {
-        Ok(code) => code,
-        Err(e) => exit::report(&e, cli.output),
+    // A built-in operation stuck in the kernel (a hung filesystem) must not keep the
+    // process alive after its deadline: blocking threads are not waited for.
+    runtime.shutdown_background();
+    match outcome {
+        Outcome::Done(Ok(code)) => code,
+        Outcome::Done(Err(e)) => exit::report(&e, output),
+        Outcome::Interrupted(i) => signals::report(&i, &words, writes, output),
     }
+}
+
+/// `storage put`, `secrets get`, … for messages.
+fn command_words(matches: &clap::ArgMatches) -> String {
+    let mut words = Vec::new();
+    let mut m = matches;
+    while let Some((name, sub)) = m.subcommand() {
+        words.push(name);
+        m = sub;
+    }
+    words.join(" ")
+}
+
+impl Command {
+    /// Whether the command changes stored data (and so may have been half done when
+    /// interrupted).
+    fn writes(&self) -> bool {
+        match self {
+            Command::Storage(c) => c.writes(),
+            Command::Secrets(c) => c.writes(),
+            Command::Config(_) | Command::Plugins(_) => false,
+        }
+    }
+}
+
+async fn run(cli: Cli, source: &ConfigSource) -> commands::CmdResult {
+    // `config init` must work when the config is broken or absent.
+    if let Command::Config(cmd) = &cli.command
+        && let Some(r) = commands::config::run_without_runtime(cmd, source, cli.output)
+    {
+        return r;
+    }
+    let stowage = Stowage::open(source)?;
+    let result = match cli.command {
+        Command::Config(cmd) => commands::config::run(cmd, &stowage, cli.output).await,
+        Command::Plugins(cmd) => commands::plugins::run(cmd, &stowage, cli.output).await,
+        Command::Storage(cmd) => commands::storage::run(cmd, &stowage, cli.output).await,
+        Command::Secrets(cmd) => commands::secrets::run(cmd, &stowage, cli.output).await,
+    };
+    stowage.shutdown().await;
+    result
 }

@@ -11,22 +11,66 @@ pub enum Output {
     Json,
 }
 
+/// Like `println!`, for stdout: a reader that went away (`stowage … | head`) ends the
+/// process as SIGPIPE would, after stopping every plugin (see [`write_stdout`]).
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::output::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// Like `print!`, with the same handling as [`outln!`].
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::write_stdout(format_args!($($arg)*)) };
+}
+
+/// Writes to stdout. SIGPIPE is ignored in this process, because a plugin that closes its
+/// stdin must give a plugin error, not kill the host; so a closed stdout shows up here as
+/// an error instead, and is turned back into the quiet death by SIGPIPE that shell
+/// pipelines expect. Other write errors end the process with a message.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args) {
+        stdout_failed(e);
+    }
+}
+
+/// Ends the process after a failed write to stdout.
+pub fn stdout_failed(e: std::io::Error) -> ! {
+    stowage_host::groups::kill_all();
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        // SAFETY: restoring the default action and raising the signal in this thread
+        // ends the process exactly as a default-SIGPIPE write would have.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::raise(libc::SIGPIPE);
+        }
+    }
+    eprintln!("error: cannot write to stdout: {e}");
+    std::process::exit(i32::from(crate::exit::FAILURE));
+}
+
 /// Prints a JSON value on stdout.
 pub fn json(value: &serde_json::Value) {
-    println!(
+    crate::outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
 }
 
 /// Writes raw bytes to stdout, adding a newline only for a terminal.
-pub fn raw(bytes: &[u8]) -> std::io::Result<()> {
+pub fn raw(bytes: &[u8]) {
     let mut out = std::io::stdout().lock();
-    out.write_all(bytes)?;
-    if std::io::stdout().is_terminal() && !bytes.ends_with(b"\n") {
-        out.write_all(b"\n")?;
+    let written = out.write_all(bytes).and_then(|()| {
+        if std::io::stdout().is_terminal() && !bytes.ends_with(b"\n") {
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    });
+    if let Err(e) = written {
+        stdout_failed(e);
     }
-    out.flush()
 }
 
 /// Prints rows as aligned columns.
@@ -52,8 +96,8 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
             .collect::<Vec<_>>()
             .join("  ")
     };
-    println!("{}", line(header.iter().map(|h| h.to_string()).collect()));
+    crate::outln!("{}", line(header.iter().map(|h| h.to_string()).collect()));
     for row in rows {
-        println!("{}", line(row.clone()));
+        crate::outln!("{}", line(row.clone()));
     }
 }

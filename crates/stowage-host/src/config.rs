@@ -649,76 +649,6 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
     })
 }
 
-/// Key names whose values `config show` hides even when written inline.
-pub fn is_sensitive_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
-        "password",
-        "secret",
-        "token",
-        "credential",
-        "connection-string",
-        "connection_string",
-        "sas",
-        "account-key",
-        "account_key",
-        "private-key",
-        "private_key",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
-}
-
-/// The config file re-rendered with credentials replaced by `"<redacted>"`: every value of
-/// a backend's `env` table, and values of sensitive-looking keys anywhere. `${env:…}`
-/// references are kept as written: they name variables, they are not values. Comments are
-/// not kept (redacting line by line would miss inline tables).
-pub fn redacted_source(text: &str) -> String {
-    fn is_reference(v: &toml::Value) -> bool {
-        v.as_str().is_some_and(|s| {
-            s.starts_with("${env:") && s.ends_with('}') && s.matches("${").count() == 1
-        })
-    }
-    fn redact(value: &mut toml::Value, all: bool) {
-        match value {
-            toml::Value::Table(t) => {
-                for (k, v) in t.iter_mut() {
-                    let sensitive = all || is_sensitive_key(k);
-                    match v {
-                        toml::Value::Table(_) | toml::Value::Array(_) => {
-                            redact(v, sensitive || k == "env")
-                        }
-                        _ if sensitive && !is_reference(v) => {
-                            *v = toml::Value::String("<redacted>".into());
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            toml::Value::Array(items) => {
-                for v in items {
-                    match v {
-                        toml::Value::Table(_) | toml::Value::Array(_) => redact(v, all),
-                        _ if all && !is_reference(v) => {
-                            *v = toml::Value::String("<redacted>".into())
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    match text.parse::<toml::Table>() {
-        Ok(table) => {
-            let mut value = toml::Value::Table(table);
-            redact(&mut value, false);
-            toml::to_string_pretty(&value).unwrap_or_default()
-        }
-        Err(_) => "# (the file does not parse; not shown)\n".to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -856,18 +786,5 @@ nested = { a = [1, "x"] }
             c.secrets["x"].kind,
             BackendKind::Path(PathBuf::from("/etc/bin/p"))
         );
-    }
-
-    #[test]
-    fn show_redacts_inline_secrets_but_not_references() {
-        let shown = redacted_source(
-            "[storage.a]\nplugin = \"p\"\nenv = { K = \"inline-cred\" }\n[storage.a.config]\naccount-key = \"abc\"\nsas-token = \"${env:SAS}\"\nurl = \"x\"\n",
-        );
-        assert!(
-            !shown.contains("abc") && !shown.contains("inline-cred"),
-            "{shown}"
-        );
-        assert!(shown.contains("${env:SAS}"));
-        assert!(shown.contains("url = \"x\""));
     }
 }

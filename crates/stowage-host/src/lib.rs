@@ -32,6 +32,7 @@ mod error;
 pub mod groups;
 mod handle;
 mod integrity;
+pub mod redact;
 pub mod limits;
 pub mod launcher;
 pub mod process;

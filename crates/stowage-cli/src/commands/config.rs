@@ -113,7 +113,7 @@ pub fn run_without_runtime(
             .map_err(io_err(format!("cannot write {}", path.display())))?;
         match out {
             Output::Json => output::json(&serde_json::json!({ "written": path })),
-            Output::Text => println!("wrote {}", path.display()),
+            Output::Text => crate::outln!("wrote {}", path.display()),
         }
         Ok(ExitCode::SUCCESS)
     })())
@@ -163,13 +163,13 @@ pub async fn run(cmd: ConfigCommand, stowage: &Stowage, out: Output) -> CmdResul
             })),
             Output::Text => {
                 match &config.path {
-                    Some(p) => println!("config file:     {}", p.display()),
-                    None => println!("config file:     none (built-in defaults)"),
+                    Some(p) => crate::outln!("config file:     {}", p.display()),
+                    None => crate::outln!("config file:     none (built-in defaults)"),
                 }
-                println!("home:            {}", config.home.display());
-                println!("default storage: {}", config.default_storage);
-                println!("default secrets: {}", config.default_secrets);
-                println!();
+                crate::outln!("home:            {}", config.home.display());
+                crate::outln!("default storage: {}", config.default_storage);
+                crate::outln!("default secrets: {}", config.default_secrets);
+                crate::outln!();
                 let rows: Vec<Vec<String>> = all
                     .iter()
                     .map(|s| {
@@ -197,7 +197,7 @@ pub async fn run(cmd: ConfigCommand, stowage: &Stowage, out: Output) -> CmdResul
                     &rows,
                 );
                 if source && let Some(text) = &config.source_text {
-                    println!(
+                    crate::outln!(
                         "\n# {} (inline credentials redacted)",
                         config
                             .path
@@ -205,7 +205,7 @@ pub async fn run(cmd: ConfigCommand, stowage: &Stowage, out: Output) -> CmdResul
                             .map(|p| p.display().to_string())
                             .unwrap_or_default()
                     );
-                    print!("{}", config::redacted_source(text));
+                    crate::out!("{}", stowage_host::redact::redacted_source(text));
                 }
             }
         },
@@ -249,11 +249,11 @@ pub async fn run(cmd: ConfigCommand, stowage: &Stowage, out: Output) -> CmdResul
                 })),
                 Output::Text => {
                     match &config.path {
-                        Some(p) => println!("{}: valid", p.display()),
-                        None => println!("no config file: built-in defaults"),
+                        Some(p) => crate::outln!("{}: valid", p.display()),
+                        None => crate::outln!("no config file: built-in defaults"),
                     }
                     for (role, name, source, status) in &rows {
-                        println!("{role}.{name} ({source}): {status}");
+                        crate::outln!("{role}.{name} ({source}): {status}");
                     }
                 }
             }

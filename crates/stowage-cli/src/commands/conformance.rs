@@ -185,16 +185,16 @@ fn report(target: &str, results: &[CaseResult], out: Output) {
             }).collect::<Vec<_>>(),
         })),
         Output::Text => {
-            println!("conformance of {target}:");
+            crate::outln!("conformance of {target}:");
             for r in results {
                 let ms = r.duration.as_millis();
                 match &r.outcome {
-                    Outcome::Pass => println!("  PASS  {} ({ms} ms)", r.name),
-                    Outcome::Fail(why) => println!("  FAIL  {}: {why}", r.name),
-                    Outcome::Skip(why) => println!("  SKIP  {}: {why}", r.name),
+                    Outcome::Pass => crate::outln!("  PASS  {} ({ms} ms)", r.name),
+                    Outcome::Fail(why) => crate::outln!("  FAIL  {}: {why}", r.name),
+                    Outcome::Skip(why) => crate::outln!("  SKIP  {}: {why}", r.name),
                 }
             }
-            println!("conformance: {passed} passed, {failed} failed, {skipped} skipped");
+            crate::outln!("conformance: {passed} passed, {failed} failed, {skipped} skipped");
         }
     }
 }

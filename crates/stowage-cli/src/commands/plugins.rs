@@ -120,11 +120,11 @@ pub async fn run(cmd: PluginsCommand, stowage: &Stowage, out: Output) -> CmdResu
                 })),
                 Output::Text => {
                     if rows.is_empty() {
-                        println!("no plugins found; searched:");
+                        crate::outln!("no plugins found; searched:");
                         for d in discovery::search_dirs(config) {
-                            println!("  {}", d.display());
+                            crate::outln!("  {}", d.display());
                         }
-                        println!(
+                        crate::outln!(
                             "(the built-in backends need no plugin: see `stowage config show`)"
                         );
                     }
@@ -190,12 +190,12 @@ pub async fn run(cmd: PluginsCommand, stowage: &Stowage, out: Output) -> CmdResu
                 }
                 Output::Text => {
                     if let Ok((info, codec)) = &row.outcome {
-                        println!("plugin:       {}", info.name);
-                        println!("version:      {}", info.version);
-                        println!("protocol:     {} ({codec})", info.protocol_version);
-                        println!("path:         {}", row.path.display());
-                        println!("capabilities: {}", info.capabilities.join(", "));
-                        println!(
+                        crate::outln!("plugin:       {}", info.name);
+                        crate::outln!("version:      {}", info.version);
+                        crate::outln!("protocol:     {} ({codec})", info.protocol_version);
+                        crate::outln!("path:         {}", row.path.display());
+                        crate::outln!("capabilities: {}", info.capabilities.join(", "));
+                        crate::outln!(
                             "used by:      {}",
                             if used_by.is_empty() {
                                 "-".into()

@@ -77,6 +77,13 @@ fn read_value(from_file: Option<PathBuf>, key: &str) -> Result<SecretBytes, stow
     Ok(SecretBytes::new(buf))
 }
 
+impl SecretsCommand {
+    /// Whether the command changes stored data.
+    pub fn writes(&self) -> bool {
+        matches!(self, SecretsCommand::Set { .. } | SecretsCommand::Delete { .. })
+    }
+}
+
 pub async fn run(cmd: SecretsCommand, stowage: &Stowage, out: Output) -> CmdResult {
     match cmd {
         SecretsCommand::Get {
@@ -112,13 +119,12 @@ pub async fn run(cmd: SecretsCommand, stowage: &Stowage, out: Output) -> CmdResu
                             json_items.push(item);
                         }
                         Output::Text if reveal && keys.len() == 1 => {
-                            output::raw(value.expose())
-                                .map_err(io_err("cannot write to stdout"))?;
+                            output::raw(value.expose());
                         }
                         Output::Text if reveal => {
-                            println!("{key}={}", String::from_utf8_lossy(value.expose()));
+                            crate::outln!("{key}={}", String::from_utf8_lossy(value.expose()));
                         }
-                        Output::Text => println!(
+                        Output::Text => crate::outln!(
                             "{key}: resolved ({} bytes; pass --reveal to print it)",
                             value.len()
                         ),

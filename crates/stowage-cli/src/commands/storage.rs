@@ -86,6 +86,13 @@ pub enum StorageCommand {
     },
 }
 
+impl StorageCommand {
+    /// Whether the command changes stored data.
+    pub fn writes(&self) -> bool {
+        matches!(self, StorageCommand::Put { .. } | StorageCommand::Delete { .. })
+    }
+}
+
 pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResult {
     match cmd {
         StorageCommand::Get {
@@ -120,7 +127,7 @@ pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResu
                     "value_base64": base64::engine::general_purpose::STANDARD.encode(doc.value.as_slice()),
                 })),
                 (None, Output::Text) => {
-                    output::raw(doc.value.as_slice()).map_err(io_err("cannot write to stdout"))?
+                    output::raw(doc.value.as_slice())
                 }
             }
         }
@@ -155,7 +162,7 @@ pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResu
                 Output::Json => {
                     output::json(&serde_json::json!({ "version": version, "size": size }))
                 }
-                Output::Text => println!("{version}"),
+                Output::Text => crate::outln!("{version}"),
             }
         }
         StorageCommand::Delete {
@@ -226,7 +233,7 @@ pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResu
                 .await?;
             match out {
                 Output::Json => output::json(&serde_json::json!({ "count": n })),
-                Output::Text => println!("{n}"),
+                Output::Text => crate::outln!("{n}"),
             }
         }
     }
