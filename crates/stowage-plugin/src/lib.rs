@@ -30,6 +30,7 @@
 //! [`tracing`] go to stderr as JSON lines, which the host shows tagged with the backend.
 
 mod config;
+mod lifeline;
 mod server;
 mod stdio;
 mod tap;
@@ -140,6 +141,7 @@ impl Plugin {
             return ExitCode::from(3);
         };
         init_logging();
+        lifeline::kill_group_on_sigterm();
 
         let stdio = match stdio::ProtocolStdio::take() {
             Ok(s) => s,
@@ -169,10 +171,14 @@ impl Plugin {
             codec: self.codec,
         };
         let name = self.name.clone();
-        match runtime.block_on(async move {
+        let served = runtime.block_on(async move {
             let io = stdio.into_async()?;
             serve_io(self, handshake, io).await
-        }) {
+        });
+        // The host is done with us: handlers still blocked in the runtime's blocking pool
+        // (their answer can no longer be sent) must not keep the process alive.
+        runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+        match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("protocol stream failed: {e}");

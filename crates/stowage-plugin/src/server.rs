@@ -14,6 +14,7 @@ use stowage_protocol::{
 use tarpc::context::Context;
 use tarpc::server::{BaseChannel, Channel as _};
 
+use crate::lifeline::{self, Watchdog};
 use crate::{Plugin, PluginConfig};
 
 /// The backend chosen by `configure`.
@@ -26,6 +27,7 @@ struct State {
     plugin: Plugin,
     version: u32,
     backend: OnceLock<(Backend, Vec<Capability>)>,
+    watchdog: Watchdog,
 }
 
 #[derive(Clone)]
@@ -46,6 +48,7 @@ where
         plugin,
         version: handshake.version,
         backend: OnceLock::new(),
+        watchdog: Watchdog::start(lifeline::GRACE, lifeline::deadline_passed),
     }));
     BaseChannel::with_defaults(transport)
         .execute(server.serve())
@@ -101,12 +104,25 @@ fn check_value(len: usize) -> Result<(), PluginError> {
     Ok(())
 }
 
+/// A resolved secret larger than the contract allows becomes that secret's error.
+fn within_limit(answer: SecretResult) -> SecretResult {
+    match answer {
+        Ok(v) if v.len() > stowage_protocol::MAX_VALUE_LEN => Err(PluginError::internal(format!(
+            "the secret is {} bytes, above the {}-byte limit of a value",
+            v.len(),
+            stowage_protocol::MAX_VALUE_LEN
+        ))),
+        other => other,
+    }
+}
+
 impl StowagePlugin for PluginServer {
     async fn configure(
         self,
-        _: Context,
+        ctx: Context,
         request: ConfigureRequest,
     ) -> Result<PluginInfo, PluginError> {
+        let _watched = self.0.watchdog.watch(ctx.deadline);
         let state = &self.0;
         if state.backend.get().is_some() {
             return Err(PluginError::invalid_argument(
@@ -152,18 +168,31 @@ impl StowagePlugin for PluginServer {
         Ok(info)
     }
 
-    async fn storage_get(self, _: Context, key: DocumentKey) -> Result<Document, PluginError> {
+    async fn storage_get(self, ctx: Context, key: DocumentKey) -> Result<Document, PluginError> {
+        let _watched = self.0.watchdog.watch(ctx.deadline);
         key.validate()?;
-        self.storage(Capability::StorageGet)?.get(&key).await
+        let doc = self.storage(Capability::StorageGet)?.get(&key).await?;
+        // A stored object too large for the contract (written by something else) is
+        // reported as such, rather than sent in a frame the host must refuse.
+        if doc.value.len() > stowage_protocol::MAX_VALUE_LEN {
+            return Err(PluginError::internal(format!(
+                "document {key} is {} bytes, above the {}-byte limit of a value; it was not \
+                 written through Stowage",
+                doc.value.len(),
+                stowage_protocol::MAX_VALUE_LEN
+            )));
+        }
+        Ok(doc)
     }
 
     async fn storage_put(
         self,
-        _: Context,
+        ctx: Context,
         key: DocumentKey,
         value: Bytes,
         precondition: Precondition,
     ) -> Result<String, PluginError> {
+        let _watched = self.0.watchdog.watch(ctx.deadline);
         key.validate()?;
         check_value(value.len())?;
         self.storage(Capability::StoragePut)?
@@ -173,10 +202,11 @@ impl StowagePlugin for PluginServer {
 
     async fn storage_delete(
         self,
-        _: Context,
+        ctx: Context,
         key: DocumentKey,
         precondition: Precondition,
     ) -> Result<(), PluginError> {
+        let _watched = self.0.watchdog.watch(ctx.deadline);
         key.validate()?;
         if precondition == Precondition::Absent {
             return Err(PluginError::invalid_argument(
@@ -188,21 +218,24 @@ impl StowagePlugin for PluginServer {
             .await
     }
 
-    async fn storage_list(self, _: Context, query: ListQuery) -> Result<ListPage, PluginError> {
+    async fn storage_list(self, ctx: Context, query: ListQuery) -> Result<ListPage, PluginError> {
+        let _watched = self.0.watchdog.watch(ctx.deadline);
         validate_collection(&query.collection)?;
         validate_text("group", &query.group, 0, stowage_protocol::MAX_GROUP_LEN)?;
         validate_text("prefix", &query.prefix, 0, stowage_protocol::MAX_NAME_LEN)?;
         self.storage(Capability::StorageList)?.list(&query).await
     }
 
-    async fn storage_count(self, _: Context, query: CountQuery) -> Result<u64, PluginError> {
+    async fn storage_count(self, ctx: Context, query: CountQuery) -> Result<u64, PluginError> {
+        let _watched = self.0.watchdog.watch(ctx.deadline);
         validate_collection(&query.collection)?;
         validate_text("group", &query.group, 0, stowage_protocol::MAX_GROUP_LEN)?;
         validate_text("prefix", &query.prefix, 0, stowage_protocol::MAX_NAME_LEN)?;
         self.storage(Capability::StorageCount)?.count(&query).await
     }
 
-    async fn secrets_resolve(self, _: Context, refs: Vec<SecretRef>) -> Vec<SecretResult> {
+    async fn secrets_resolve(self, ctx: Context, refs: Vec<SecretRef>) -> Vec<SecretResult> {
+        let _watched = self.0.watchdog.watch(ctx.deadline);
         let secrets = match self.secrets(Capability::SecretsResolve) {
             Ok(s) => s,
             Err(e) => return refs.iter().map(|_| Err(e.clone())).collect(),
@@ -213,7 +246,7 @@ impl StowagePlugin for PluginServer {
         if checks.iter().all(Result::is_ok) {
             let answers = secrets.resolve(&refs).await;
             if answers.len() == refs.len() {
-                return answers;
+                return answers.into_iter().map(within_limit).collect();
             }
             return refs
                 .iter()
@@ -230,7 +263,7 @@ impl StowagePlugin for PluginServer {
             .filter(|(_, c)| c.is_ok())
             .map(|(r, _)| r.clone())
             .collect();
-        let mut answers = secrets.resolve(&valid).await.into_iter();
+        let mut answers = secrets.resolve(&valid).await.into_iter().map(within_limit);
         checks
             .into_iter()
             .map(|check| match check {
@@ -246,29 +279,33 @@ impl StowagePlugin for PluginServer {
 
     async fn secrets_put(
         self,
-        _: Context,
+        ctx: Context,
         key: String,
         value: SecretBytes,
     ) -> Result<Option<String>, PluginError> {
+        let _watched = self.0.watchdog.watch(ctx.deadline);
         validate_secret_key(&key)?;
         check_value(value.len())?;
         self.secrets(Capability::SecretsPut)?.put(&key, value).await
     }
 
-    async fn secrets_delete(self, _: Context, key: String) -> Result<(), PluginError> {
+    async fn secrets_delete(self, ctx: Context, key: String) -> Result<(), PluginError> {
+        let _watched = self.0.watchdog.watch(ctx.deadline);
         validate_secret_key(&key)?;
         self.secrets(Capability::SecretsDelete)?.delete(&key).await
     }
 
     async fn secrets_list(
         self,
-        _: Context,
+        ctx: Context,
         query: SecretListQuery,
     ) -> Result<SecretPage, PluginError> {
+        let _watched = self.0.watchdog.watch(ctx.deadline);
         self.secrets(Capability::SecretsList)?.list(&query).await
     }
 
-    async fn describe(self, _: Context) -> Result<PluginInfo, PluginError> {
+    async fn describe(self, ctx: Context) -> Result<PluginInfo, PluginError> {
+        let _watched = self.0.watchdog.watch(ctx.deadline);
         let plugin = &self.0.plugin;
         let mut capabilities = Vec::new();
         if plugin.storage.is_some() {

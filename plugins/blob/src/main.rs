@@ -21,6 +21,14 @@ use-emulator, skip-signature. Credentials come from each cloud's standard enviro
 and credential chains, never from the config.";
 
 fn main() -> ExitCode {
+    // Documents hold the same claims and records as the built-in store, which keeps them
+    // 0600 in 0700 directories; object_store's `file://` store creates files and
+    // directories with default modes, so the umask makes them private. (This process
+    // writes nothing else.)
+    // SAFETY: umask only sets this process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     Plugin::new("blob", env!("CARGO_PKG_VERSION"))
         .about(ABOUT)
         .storage(|config: &PluginConfig| {

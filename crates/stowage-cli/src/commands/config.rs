@@ -134,7 +134,8 @@ fn backend_json(spec: &BackendSpec) -> serde_json::Value {
         "source": source_of(spec),
         "timeout": humantime_secs(spec.timeout),
         "keep_alive": spec.keep_alive.map(humantime_secs),
-        "args": spec.args,
+        // Arguments routinely carry credentials: only how many there are.
+        "args": spec.args.iter().map(|_| "<redacted>").collect::<Vec<_>>(),
         "env_keys": spec.env.keys().collect::<Vec<_>>(),
         "config_keys": spec.settings.0.keys().collect::<Vec<_>>(),
     })
@@ -154,13 +155,19 @@ pub async fn run(cmd: ConfigCommand, stowage: &Stowage, out: Output) -> CmdResul
     match cmd {
         ConfigCommand::Init { .. } => unreachable!("handled before the config is loaded"),
         ConfigCommand::Show { source } => match out {
-            Output::Json => output::json(&serde_json::json!({
-                "file": config.path,
-                "home": config.home,
-                "default_storage": config.default_storage,
-                "default_secrets": config.default_secrets,
-                "backends": all.iter().map(|s| backend_json(s)).collect::<Vec<_>>(),
-            })),
+            Output::Json => {
+                let mut shown = serde_json::json!({
+                    "file": config.path,
+                    "home": config.home,
+                    "default_storage": config.default_storage,
+                    "default_secrets": config.default_secrets,
+                    "backends": all.iter().map(|s| backend_json(s)).collect::<Vec<_>>(),
+                });
+                if source && let Some(text) = &config.source_text {
+                    shown["source"] = stowage_host::redact::redacted_source(text).into();
+                }
+                output::json(&shown)
+            }
             Output::Text => {
                 match &config.path {
                     Some(p) => crate::outln!("config file:     {}", p.display()),

@@ -16,3 +16,30 @@ pub fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> stow
     let context = context.into();
     move |source| stowage_host::Error::Io { context, source }
 }
+
+/// Reads a value from a user's input (stdin, a file), at most the contract's value limit:
+/// `/dev/zero` or an endless pipe fails after limit + 1 bytes instead of filling memory.
+pub fn read_input(reader: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+    stowage_host::limits::read_limited(reader, stowage_host::protocol::MAX_VALUE_LEN)
+}
+
+/// The error for input that could not be read as a value: too large is the same refusal
+/// a backend gives (exit 7), anything else a local I/O failure.
+pub fn input_err<'a>(
+    backend: &'a str,
+    what: &'a str,
+) -> impl FnOnce(std::io::Error) -> stowage_host::Error + 'a {
+    move |e| {
+        if e.kind() == std::io::ErrorKind::FileTooLarge {
+            stowage_host::Error::Backend {
+                backend: backend.to_owned(),
+                error: stowage_host::protocol::PluginError::invalid_argument(format!(
+                    "{what} holds more than the {}-byte limit of a value; nothing was written",
+                    stowage_host::protocol::MAX_VALUE_LEN
+                )),
+            }
+        } else {
+            io_err(format!("cannot read {what}"))(e)
+        }
+    }
+}

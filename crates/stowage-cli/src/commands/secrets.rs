@@ -1,6 +1,6 @@
 //! `stowage secrets …`
 
-use std::io::{IsTerminal as _, Read as _};
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,9 +36,12 @@ pub enum SecretsCommand {
         backend: Option<String>,
         /// The key.
         key: String,
-        /// Read the value from this file.
+        /// Read the value from this file (its bytes exactly).
         #[arg(long, value_name = "FILE")]
         from_file: Option<PathBuf>,
+        /// Store an empty value (refused otherwise: an empty stdin is usually a mistake).
+        #[arg(long)]
+        allow_empty: bool,
     },
     /// Delete a secret.
     Delete {
@@ -59,22 +62,57 @@ pub enum SecretsCommand {
     },
 }
 
-fn read_value(from_file: Option<PathBuf>, key: &str) -> Result<SecretBytes, stowage_host::Error> {
-    if let Some(path) = from_file {
-        return std::fs::read(&path)
-            .map(SecretBytes::new)
-            .map_err(io_err(format!("cannot read {}", path.display())));
-    }
-    if std::io::stdin().is_terminal() {
+/// The value for `secrets set`. From a file: its bytes exactly. From a terminal: what was
+/// typed. From a pipe (`echo pw | stowage secrets set k`): one trailing newline is
+/// dropped, since `echo` adds it and nobody means it; from a file redirected to stdin,
+/// the bytes exactly. An empty value is refused unless `allow_empty`.
+fn read_value(
+    from_file: Option<PathBuf>,
+    key: &str,
+    backend: &str,
+    allow_empty: bool,
+) -> Result<SecretBytes, stowage_host::Error> {
+    let value = if let Some(path) = from_file {
+        let what = path.display().to_string();
+        std::fs::File::open(&path)
+            .and_then(super::read_input)
+            .map_err(super::input_err(backend, &what))?
+    } else if std::io::stdin().is_terminal() {
         let value = rpassword::prompt_password(format!("value for {key}: "))
             .map_err(io_err("cannot read the value from the terminal"))?;
-        return Ok(SecretBytes::new(value.into_bytes()));
+        value.into_bytes()
+    } else {
+        let stdin = std::io::stdin();
+        let from_file = stdin_is_regular_file();
+        let mut buf = super::read_input(stdin.lock()).map_err(super::input_err(backend, "stdin"))?;
+        if !from_file && buf.last() == Some(&b'\n') {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+        }
+        buf
+    };
+    if value.is_empty() && !allow_empty {
+        return Err(stowage_host::Error::Backend {
+            backend: backend.to_owned(),
+            error: stowage_host::protocol::PluginError::invalid_argument(format!(
+                "the value for {key} is empty; nothing was stored (pass --allow-empty to store \
+                 an empty secret)"
+            )),
+        });
     }
-    let mut buf = Vec::new();
+    Ok(SecretBytes::new(value))
+}
+
+fn stdin_is_regular_file() -> bool {
+    use std::os::fd::AsFd as _;
     std::io::stdin()
-        .read_to_end(&mut buf)
-        .map_err(io_err("cannot read stdin"))?;
-    Ok(SecretBytes::new(buf))
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.is_file())
 }
 
 impl SecretsCommand {
@@ -121,9 +159,14 @@ pub async fn run(cmd: SecretsCommand, stowage: &Stowage, out: Output) -> CmdResu
                         Output::Text if reveal && keys.len() == 1 => {
                             output::raw(value.expose());
                         }
-                        Output::Text if reveal => {
-                            crate::outln!("{key}={}", String::from_utf8_lossy(value.expose()));
-                        }
+                        Output::Text if reveal => match std::str::from_utf8(value.expose()) {
+                            Ok(text) => crate::outln!("{key}={text}"),
+                            // Not text: printed whole, marked, rather than garbled.
+                            Err(_) => crate::outln!(
+                                "{key}=base64:{}",
+                                base64::engine::general_purpose::STANDARD.encode(value.expose())
+                            ),
+                        },
                         Output::Text => crate::outln!(
                             "{key}: resolved ({} bytes; pass --reveal to print it)",
                             value.len()
@@ -150,9 +193,10 @@ pub async fn run(cmd: SecretsCommand, stowage: &Stowage, out: Output) -> CmdResu
             backend,
             key,
             from_file,
+            allow_empty,
         } => {
             let secrets = stowage.secrets(backend.as_deref())?;
-            let value = read_value(from_file, &key)?;
+            let value = read_value(from_file, &key, secrets.name(), allow_empty)?;
             let size = value.len();
             let version = secrets.put(&key, value).await?;
             match out {

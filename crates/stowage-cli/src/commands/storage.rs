@@ -1,6 +1,5 @@
 //! `stowage storage …`
 
-use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -140,15 +139,14 @@ pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResu
         } => {
             let storage = stowage.storage(target.backend.as_deref())?;
             let value = match &file {
-                Some(path) => std::fs::read(path)
-                    .map_err(io_err(format!("cannot read {}", path.display())))?,
-                None => {
-                    let mut buf = Vec::new();
-                    std::io::stdin()
-                        .read_to_end(&mut buf)
-                        .map_err(io_err("cannot read stdin"))?;
-                    buf
+                Some(path) => {
+                    let what = path.display().to_string();
+                    std::fs::File::open(path)
+                        .and_then(|f| super::read_input(f))
+                        .map_err(super::input_err(storage.name(), &what))?
                 }
+                None => super::read_input(std::io::stdin().lock())
+                    .map_err(super::input_err(storage.name(), "stdin"))?,
             };
             let precondition = match (if_version, if_absent) {
                 (Some(v), _) => Precondition::Version(v),
