@@ -6,6 +6,7 @@
 //! and die with it.
 
 pub mod emulators;
+pub mod processes;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,9 +7,13 @@
 //!
 //! Faults for tests, chosen by argument (before the handshake) or by config `fault`:
 //! - `--fault exit-before-handshake | garbage-handshake | wrong-version | garbage-frames | slow-start`
+//!   `| wrong-answer | exit-after-handshake | close-stdin | wrong-id | huge-frame`
 //! - `--codec json|bincode`
-//! - config `fault = "crash-on-call" | "hang-on-call" | "stdout-noise" | "ignore-eof"`
+//! - config `fault = "crash-on-call" | "hang-on-call" | "block-on-call" | "stdout-noise" |
+//!   "ignore-eof" | "stderr-flood"`
 //! - config `read-only = true`: secrets with only `secrets.resolve`, storage with only `storage.get`.
+//! - config `pid-file = PATH`: the plugin appends its pid there when configured, and the pid
+//!   of the grandchild it starts when it hangs, so tests can check that both are gone.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -29,15 +33,23 @@ enum CallFault {
     None,
     Crash,
     Hang,
+    Block,
     StdoutNoise,
+    StderrFlood,
 }
 
 fn call_fault(config: &PluginConfig) -> Result<CallFault, PluginError> {
+    if let Some(path) = config.get_str("pid-file") {
+        PID_FILE.get_or_init(|| path.to_owned());
+        note_pid(std::process::id());
+    }
     match config.get_str("fault") {
         None | Some("ignore-eof") => Ok(CallFault::None),
         Some("crash-on-call") => Ok(CallFault::Crash),
         Some("hang-on-call") => Ok(CallFault::Hang),
+        Some("block-on-call") => Ok(CallFault::Block),
         Some("stdout-noise") => Ok(CallFault::StdoutNoise),
+        Some("stderr-flood") => Ok(CallFault::StderrFlood),
         Some(other) => Err(PluginError::invalid_argument(format!(
             "unknown fault {other:?}"
         ))),
@@ -63,13 +75,46 @@ async fn inject(fault: CallFault) {
             // A grandchild in the same process group: a deadline kill must take it too.
             if let Ok(child) = std::process::Command::new("sleep").arg("300").spawn() {
                 eprintln!("testkit: hanging; grandchild pid {}", child.id());
+                note_pid(child.id());
             }
             tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        CallFault::Block => {
+            // Blocks the runtime's only thread, as a careless blocking call would.
+            if let Ok(child) = std::process::Command::new("sleep").arg("300").spawn() {
+                note_pid(child.id());
+            }
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        CallFault::StderrFlood => {
+            // 200 MB of stderr without a single newline, then a normal answer.
+            let chunk = vec![b'x'; 1 << 20];
+            let mut err = std::io::stderr().lock();
+            for _ in 0..200 {
+                if err.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            let _ = err.write_all(b"\ntestkit: flood over\n");
         }
         CallFault::StdoutNoise => {
             println!("a chatty library printing to stdout");
             std::io::stdout().flush().ok();
         }
+    }
+}
+
+static PID_FILE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Appends a pid to the config's `pid-file`, if one was named.
+fn note_pid(pid: u32) {
+    if let Some(path) = PID_FILE.get()
+        && let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    {
+        let _ = writeln!(f, "{pid}");
     }
 }
 
@@ -407,11 +452,91 @@ fn raw_fault(fault: &str) -> Option<ExitCode> {
                 }
             }
         }
+        "exit-after-handshake" => {
+            let _ = out.write_all(b"stowage-plugin 1 bincode\n");
+            let _ = out.flush();
+            eprintln!("testkit: leaving right after the handshake");
+            Some(ExitCode::from(0))
+        }
+        "close-stdin" => {
+            // Closes the pipe the host writes to, and stays alive: the host's next write
+            // fails with EPIPE.
+            let _ = out.write_all(b"stowage-plugin 1 bincode\n");
+            let _ = out.flush();
+            // SAFETY: closing our own stdin descriptor.
+            unsafe {
+                libc::close(0);
+            }
+            eprintln!("testkit: closed stdin");
+            std::thread::sleep(Duration::from_secs(60));
+            Some(ExitCode::from(0))
+        }
+        "wrong-id" => {
+            // Answers every request correctly, but under another request's id.
+            serve_raw(&mut out, |id| id + 1000, |_| None);
+            Some(ExitCode::from(0))
+        }
+        "huge-frame" => {
+            // Configures properly, then answers the first call with a frame above the
+            // 16 MiB limit, and exits as soon as the host hangs up.
+            serve_raw(
+                &mut out,
+                |id| id,
+                |n| (n > 0).then(|| vec![0u8; 20 << 20]),
+            );
+            Some(ExitCode::from(0))
+        }
         "slow-start" => {
             std::thread::sleep(Duration::from_secs(60));
             Some(ExitCode::from(0))
         }
         _ => None,
+    }
+}
+
+/// A hand-rolled bincode plugin for faults the SDK would never commit: answers the
+/// configure request (and any other) with plugin info, under the id `id_of` gives it; the
+/// n-th answer's payload is replaced by `raw(n)` when that is `Some`.
+fn serve_raw(
+    out: &mut std::io::Stdout,
+    id_of: impl Fn(u64) -> u64,
+    raw: impl Fn(usize) -> Option<Vec<u8>>,
+) {
+    use std::io::Read as _;
+    use stowage_plugin::protocol::service::{
+        StowagePluginRequest as Req, StowagePluginResponse as Resp,
+    };
+    let _ = out.write_all(b"stowage-plugin 1 bincode\n");
+    let _ = out.flush();
+    let mut input = std::io::stdin().lock();
+    for n in 0.. {
+        let mut len = [0u8; 4];
+        if input.read_exact(&mut len).is_err() {
+            return;
+        }
+        let mut payload = vec![0u8; u32::from_be_bytes(len) as usize];
+        if input.read_exact(&mut payload).is_err() {
+            return;
+        }
+        let Ok(stowage_plugin::protocol::tarpc::ClientMessage::Request(request)) = Codec::Bincode
+            .decode::<stowage_plugin::protocol::tarpc::ClientMessage<Req>>(&payload)
+        else {
+            continue;
+        };
+        let info = stowage_plugin::protocol::PluginInfo {
+            name: "testkit".into(),
+            version: "0".into(),
+            protocol_version: 1,
+            capabilities: vec!["storage.get".into(), "secrets.resolve".into()],
+        };
+        let response = stowage_plugin::protocol::tarpc::Response {
+            request_id: id_of(request.id),
+            message: Ok(Resp::Configure(Ok(info))),
+        };
+        let bytes = raw(n).unwrap_or_else(|| Codec::Bincode.encode(&response).unwrap_or_default());
+        let _ = out.write_all(&(bytes.len() as u32).to_be_bytes());
+        let _ = out.write_all(&bytes);
+        let _ = out.flush();
     }
 }
 

@@ -41,9 +41,10 @@ Exit codes:
 pub fn code_for(e: &Error) -> u8 {
     match e {
         Error::Config(_) | Error::UnknownBackend { .. } => CONFIG,
-        Error::PluginNotFound { .. } | Error::Plugin { .. } | Error::DeadlineExceeded { .. } => {
-            PLUGIN
-        }
+        Error::PluginNotFound { .. }
+        | Error::PluginNotRunnable { .. }
+        | Error::Plugin { .. }
+        | Error::DeadlineExceeded { .. } => PLUGIN,
         Error::Unsupported { .. } => REFUSED,
         Error::Io { .. } => FAILURE,
         Error::Backend { error, .. } => match error.code {

@@ -68,6 +68,18 @@ pub enum Error {
         searched: Vec<PathBuf>,
     },
 
+    /// The plugin binary is there but cannot be run: a directory, not executable, writable
+    /// by other users, or a script whose interpreter is missing. Nothing was started.
+    #[error("plugin for backend '{backend}' ({program}) cannot run: {message}")]
+    PluginNotRunnable {
+        /// The backend.
+        backend: String,
+        /// The executable.
+        program: String,
+        /// What is wrong with it, and the fix.
+        message: String,
+    },
+
     /// The plugin process could not be started, broke the protocol, crashed or exited early.
     #[error("plugin for backend '{backend}' ({program}) failed: {message}{}", format_tail(.stderr_tail))]
     Plugin {
@@ -139,7 +151,9 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::Config(_) | Error::UnknownBackend { .. } => ErrorCode::InvalidArgument,
-            Error::PluginNotFound { .. } => ErrorCode::Unavailable,
+            Error::PluginNotFound { .. } | Error::PluginNotRunnable { .. } => {
+                ErrorCode::Unavailable
+            }
             Error::Plugin { .. } | Error::Io { .. } => ErrorCode::Internal,
             Error::DeadlineExceeded { .. } => ErrorCode::DeadlineExceeded,
             Error::Unsupported { .. } => ErrorCode::Unsupported,

@@ -72,11 +72,10 @@ impl PluginProcess {
     ) -> Result<PluginProcess> {
         let program = command.program.display().to_string();
         if let Err(message) = crate::integrity::check_program(&command.program) {
-            return Err(Error::Plugin {
+            return Err(Error::PluginNotRunnable {
                 backend: command.backend.clone(),
                 program,
                 message,
-                stderr_tail: Vec::new(),
             });
         }
         let mut cmd = Command::new(&command.program);
@@ -95,11 +94,10 @@ impl PluginProcess {
             .process_group(0)
             .kill_on_drop(true);
         die_with_host(&mut cmd);
-        let mut child = cmd.spawn().map_err(|e| Error::Plugin {
+        let mut child = cmd.spawn().map_err(|e| Error::PluginNotRunnable {
             backend: command.backend.clone(),
             program: program.clone(),
             message: crate::integrity::spawn_error(&command.program, &e),
-            stderr_tail: Vec::new(),
         })?;
         let pid = child.id().unwrap_or(0);
         let group = groups::register(pid, &command.backend);
@@ -319,11 +317,22 @@ impl PluginProcess {
                     (Some(status), None) => {
                         format!("it exited ({}) during {operation}", describe(status))
                     }
-                    (None, cause) => {
+                    (None, Some(cause)) => {
+                        kill_group(self.pid);
+                        format!("it broke the protocol during {operation}: {cause}")
+                    }
+                    (None, None) if is_broken_pipe(&e) => {
+                        kill_group(self.pid);
+                        format!(
+                            "it stopped reading its stdin during {operation} (the host's write \
+                             failed with a broken pipe); it was killed"
+                        )
+                    }
+                    (None, None) => {
                         kill_group(self.pid);
                         format!(
                             "it broke the protocol during {operation}: {}",
-                            cause.unwrap_or_else(|| rpc_detail(&e))
+                            rpc_detail(&e)
                         )
                     }
                 };
@@ -465,6 +474,20 @@ fn describe(status: ExitStatus) -> String {
         (None, Some(sig)) => format!("killed by signal {sig}"),
         _ => status.to_string(),
     }
+}
+
+/// Whether a call failed because the plugin's stdin was closed.
+fn is_broken_pipe(e: &RpcError) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            return true;
+        }
+        source = inner.source();
+    }
+    rpc_detail(e).contains("Broken pipe")
 }
 
 fn rpc_detail(e: &RpcError) -> String {

@@ -62,8 +62,8 @@ where
                 let e = io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
-                        "it answered request id {}, which the host never sent or had already \
-                         had answered",
+                        "it answered request id {}, which the host never sent or which was \
+                         answered already",
                         response.request_id
                     ),
                 );

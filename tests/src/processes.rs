@@ -1,0 +1,72 @@
+//! Helpers for tests that run the `stowage` binary and check which processes are left.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The `stowage` binary of this build: `target/<profile>/stowage`, beside the `deps`
+/// directory that holds the running test.
+pub fn stowage_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join("stowage");
+    assert!(
+        bin.exists(),
+        "the stowage CLI is missing at {}; build it first with `cargo build -p stowage-cli` \
+         (or run `cargo xtask test`)",
+        bin.display()
+    );
+    bin
+}
+
+/// Whether a process is gone (or a zombie no one has reaped yet).
+pub fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+    }
+}
+
+/// Waits up to `within` for a process to be gone.
+pub fn wait_gone(pid: u32, within: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if process_gone(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    process_gone(pid)
+}
+
+/// Waits up to `within` for `path` to hold at least `n` pids, one per line.
+pub fn wait_for_pids(path: &std::path::Path, n: usize, within: Duration) -> Vec<u32> {
+    let start = Instant::now();
+    loop {
+        let pids: Vec<u32> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        if pids.len() >= n || start.elapsed() > within {
+            return pids;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The largest resident set (in KiB) of any child process this process has waited for,
+/// and of their waited-for descendants.
+pub fn max_child_rss_kib() -> i64 {
+    // SAFETY: getrusage fills the struct we hand it.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage.ru_maxrss
+    }
+}
