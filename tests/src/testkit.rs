@@ -459,14 +459,14 @@ fn raw_fault(fault: &str) -> Option<ExitCode> {
             Some(ExitCode::from(0))
         }
         "close-stdin" => {
-            // Closes the pipe the host writes to, and stays alive: the host's next write
-            // fails with EPIPE.
-            let _ = out.write_all(b"stowage-plugin 1 bincode\n");
-            let _ = out.flush();
+            // Closes the pipe the host writes to, then hands over and stays alive: the
+            // host's first write fails with EPIPE.
             // SAFETY: closing our own stdin descriptor.
             unsafe {
                 libc::close(0);
             }
+            let _ = out.write_all(b"stowage-plugin 1 bincode\n");
+            let _ = out.flush();
             eprintln!("testkit: closed stdin");
             std::thread::sleep(Duration::from_secs(60));
             Some(ExitCode::from(0))

@@ -69,15 +69,14 @@ pub(crate) fn spawn_error(program: &Path, e: &std::io::Error) -> String {
         && let Some(interpreter) = shebang_interpreter(program)
     {
         return format!(
-            "cannot start it: its interpreter {interpreter} (named on its `#!` line) was not found"
+            "its interpreter {interpreter} (named on its `#!` line) was not found"
         );
     }
     if e.raw_os_error() == Some(libc::ENOEXEC) {
-        return "cannot start it: it is not a binary this machine can run, nor a script with a \
-                `#!` line"
+        return "it is not a binary this machine can run, nor a script with a `#!` line"
             .to_owned();
     }
-    format!("cannot start it: {e}")
+    format!("starting it failed: {e}")
 }
 
 /// The interpreter named on a script's first line.

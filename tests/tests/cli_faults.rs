@@ -1,5 +1,6 @@
-//! The `stowage` binary under signals, broken pipes and hostile plugins: what it says,
-//! its exit code, and that no plugin process (nor anything a plugin started) is left.
+//! The `stowage` binary under signals, broken pipes, hostile plugins and hostile input:
+//! what it says, its exit code, that no plugin process (nor anything a plugin started) is
+//! left, and that memory stays bounded.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -186,4 +187,112 @@ fn libc_sigpipe() -> i32 {
 fn write_file(path: &Path, len: usize) -> PathBuf {
     std::fs::write(path, vec![b'v'; len]).unwrap();
     path.to_path_buf()
+}
+
+/// The CLI's own memory, whatever the input, stays far below the sizes thrown at it.
+const RSS_BOUND_KIB: i64 = 150 * 1024;
+
+#[test]
+fn endless_input_is_refused_after_the_value_limit_with_bounded_memory() {
+    let setup = Setup::new(&[], "");
+    for (args, stdin) in [
+        (
+            &["storage", "put", "claims", "zero"][..],
+            Some("/dev/zero"),
+        ),
+        (&["storage", "put", "claims", "zero", "-f", "/dev/zero"][..], None),
+        (&["secrets", "set", "zero", "--from-file", "/dev/zero"][..], None),
+        (&["secrets", "get", "-b", "host", "command:yes"][..], None),
+        (&["secrets", "get", "-b", "host", "path:/dev/zero"][..], None),
+    ] {
+        let mut cmd = setup.command(args);
+        if let Some(path) = stdin {
+            cmd.stdin(std::fs::File::open(path).unwrap());
+        }
+        let out = cmd.output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(7), "{args:?}: {err}");
+        assert!(err.contains("limit"), "{args:?}: {err}");
+    }
+    let rss = stowage_tests::processes::max_child_rss_kib();
+    assert!(rss < RSS_BOUND_KIB, "a CLI run peaked at {rss} KiB");
+    // Nothing was stored by the refused writes.
+    let count = setup.run(&["storage", "count", "claims"]);
+    assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "0");
+}
+
+#[test]
+fn a_plugin_flooding_stderr_without_newlines_costs_bounded_memory() {
+    let setup = Setup::new(&[], "fault = \"stderr-flood\"");
+    let out = setup.run(&["-v", "storage", "get", "-b", "tk", "claims", "nothing"]);
+    let err = stderr(&out);
+    // The call itself completes (the document does not exist).
+    assert_eq!(out.status.code(), Some(3), "{}", &err[..err.len().min(2000)]);
+    assert!(err.contains("line cut"), "the flood is shown cut");
+    assert!(err.contains("flood over"), "lines after it still arrive");
+    let rss = stowage_tests::processes::max_child_rss_kib();
+    assert!(rss < RSS_BOUND_KIB, "the host peaked at {rss} KiB for 200 MB of stderr");
+}
+
+#[test]
+fn protocol_violations_name_the_real_cause() {
+    for (fault, expected) in [
+        ("wrong-id", "answered request id"),
+        ("huge-frame", "frame size too big"),
+    ] {
+        let setup = Setup::new(&["--fault", fault], "");
+        let out = setup.run(&["storage", "get", "-b", "tk", "claims", "doc"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(6), "{fault}: {err}");
+        assert!(err.contains(expected), "{fault}: {err}");
+        assert!(!err.contains("did not answer"), "{fault}: {err}");
+    }
+}
+
+#[test]
+fn unrunnable_plugin_binaries_get_precise_messages() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let write = |name: &str, text: &str, mode: u32| {
+        use std::os::unix::fs::PermissionsExt as _;
+        let p = h.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    write("plain", "#!/bin/sh\n", 0o644);
+    write("open", "#!/bin/sh\n", 0o757);
+    write("script", "#!/nonexistent/python9\n", 0o755);
+    std::fs::create_dir(h.join("adir")).unwrap();
+    std::fs::write(
+        h.join("config.toml"),
+        "[storage.dir]\npath = \"adir\"\n[storage.plain]\npath = \"plain\"\n\
+         [storage.open]\npath = \"open\"\n[storage.script]\npath = \"script\"\n",
+    )
+    .unwrap();
+    for (backend, expected) in [
+        ("dir", "is a directory"),
+        ("plain", "chmod +x"),
+        ("open", "chmod o-w"),
+        ("script", "/nonexistent/python9"),
+    ] {
+        let out = Command::new(stowage_bin())
+            .args(["storage", "get", "-b", backend, "c", "n"])
+            .env("STOWAGE_HOME", h)
+            .env_remove("STOWAGE_CONFIG")
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(6), "{backend}: {err}");
+        assert!(err.contains(expected), "{backend}: {err}");
+        assert!(!err.contains("wrote nothing"), "{backend}: {err}");
+    }
+    std::fs::write(h.join("config.toml"), "[storage.x]\npath = \"\"\n").unwrap();
+    let out = Command::new(stowage_bin())
+        .args(["storage", "get", "-b", "x", "c", "n"])
+        .env("STOWAGE_HOME", h)
+        .env_remove("STOWAGE_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("config.toml:1"), "{}", stderr(&out));
 }
