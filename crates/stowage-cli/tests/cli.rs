@@ -353,3 +353,137 @@ fn concurrent_conditional_writes_from_two_processes_have_one_winner() {
     codes.sort();
     assert_eq!(codes, [0, 4]);
 }
+
+#[test]
+fn config_show_redacts_by_where_a_value_sits() {
+    let home = tempfile::tempdir().unwrap();
+    let canary = "c4n4ry";
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!(
+            "[storage.team]\nplugin = \"blob\"\nargs = [\"--key\", \"{canary}-arg\"]\n\
+             env = {{ TOKEN = \"{canary}-env\" }}\n[storage.team.config]\n\
+             url = \"s3://u:{canary}-url@b/x\"\napi-key = \"{canary}-api\"\npasswd = \"{canary}-pw\"\n\
+             auth = \"{canary}-auth\"\nregion = \"eu-west-1\"\n[secrets.vault]\nplugin = \"x\"\n\
+             timeout = \"9s\"\n[secrets.vault.config]\nvault-name = \"contoso\"\n"
+        ),
+    )
+    .unwrap();
+    for args in [
+        &["config", "show", "--source"][..],
+        &["--output", "json", "config", "show", "--source"][..],
+        &["--output", "json", "config", "show"][..],
+    ] {
+        let out = run(home.path(), args, b"");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(!text.contains(canary), "{args:?}:\n{text}");
+        if args.contains(&"--source") {
+            // What is not a credential is still shown, secrets backends included.
+            for kept in ["eu-west-1", "contoso", "9s", "s3://u:<redacted>@b/x"] {
+                assert!(text.contains(kept), "{args:?}: {kept} missing:\n{text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn huge_durations_are_config_errors_not_panics() {
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config.toml");
+    for value in ["18446744073709551615s", "999999999999999h", "0s"] {
+        std::fs::write(
+            &config,
+            format!("[storage.t]\nplugin = \"testkit\"\ntimeout = \"{value}\"\n"),
+        )
+        .unwrap();
+        let out = run(home.path(), &["storage", "list", "claims", "-b", "t"], b"");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(5), "{value}: {err}");
+        assert!(err.contains(&format!("{}:3:", config.display())), "{value}: {err}");
+        assert!(err.contains("storage.t.timeout"), "{err}");
+    }
+}
+
+#[test]
+fn secrets_set_reads_values_the_way_people_mean_them() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    // `echo pw | stowage secrets set k`: echo's newline is not part of the secret.
+    assert!(run(h, &["secrets", "set", "k"], b"pw\n").status.success());
+    assert_eq!(run(h, &["secrets", "get", "k", "--reveal"], b"").stdout, b"pw");
+    assert!(run(h, &["secrets", "set", "crlf"], b"pw\r\n").status.success());
+    assert_eq!(run(h, &["secrets", "get", "crlf", "--reveal"], b"").stdout, b"pw");
+    // Only one newline goes; a file's bytes are kept exactly.
+    assert!(run(h, &["secrets", "set", "two"], b"pw\n\n").status.success());
+    assert_eq!(run(h, &["secrets", "get", "two", "--reveal"], b"").stdout, b"pw\n");
+    let file = h.join("value");
+    std::fs::write(&file, b"exact\n").unwrap();
+    let from_file = run(
+        h,
+        &["secrets", "set", "f", "--from-file", file.to_str().unwrap()],
+        b"",
+    );
+    assert!(from_file.status.success(), "{}", stderr(&from_file));
+    assert_eq!(run(h, &["secrets", "get", "f", "--reveal"], b"").stdout, b"exact\n");
+    let redirected = Command::new(STOWAGE)
+        .args(["secrets", "set", "r"])
+        .env("STOWAGE_HOME", h)
+        .env_remove("STOWAGE_CONFIG")
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    assert!(redirected.status.success());
+    assert_eq!(run(h, &["secrets", "get", "r", "--reveal"], b"").stdout, b"exact\n");
+
+    // An empty value is refused unless asked for.
+    let empty = run(h, &["secrets", "set", "e"], b"");
+    assert_eq!(empty.status.code(), Some(7), "{}", stderr(&empty));
+    assert!(stderr(&empty).contains("--allow-empty"), "{}", stderr(&empty));
+    assert_eq!(
+        run(h, &["secrets", "get", "e"], b"").status.code(),
+        Some(3),
+        "nothing was stored"
+    );
+    assert!(run(h, &["secrets", "set", "e", "--allow-empty"], b"").status.success());
+
+    // Values above the contract's limit are refused by every backend, built-ins included.
+    std::fs::write(&file, vec![b'x'; 9 << 20]).unwrap();
+    let big = run(
+        h,
+        &["secrets", "set", "big", "--from-file", file.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(big.status.code(), Some(7), "{}", stderr(&big));
+
+    // Several values at once: text as is, anything else as marked base64.
+    std::fs::write(&file, [0xff, 0x00, 0xfe]).unwrap();
+    run(
+        h,
+        &["secrets", "set", "bin", "--from-file", file.to_str().unwrap()],
+        b"",
+    );
+    let both = run(h, &["secrets", "get", "k", "bin", "--reveal"], b"");
+    assert_eq!(stdout(&both), "k=pw\nbin=base64:/wD+\n");
+}
+
+#[test]
+fn a_secrets_directory_open_to_others_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    assert!(run(h, &["secrets", "set", "k"], b"v").status.success());
+    let dir = h.join("secrets");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let list = run(h, &["secrets", "list"], b"");
+    assert!(list.status.success());
+    assert!(stderr(&list).contains("chmod 700"), "{}", stderr(&list));
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.file_name().unwrap().to_str().unwrap().starts_with('.') {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    let get = run(h, &["secrets", "get", "k"], b"");
+    assert!(stderr(&get).contains("chmod 600"), "{}", stderr(&get));
+}
