@@ -70,3 +70,19 @@ pub fn max_child_rss_kib() -> i64 {
         usage.ru_maxrss
     }
 }
+
+/// How many live (non-zombie) processes have `tag` as one of their arguments.
+pub fn count_tagged(tag: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == tag.as_bytes()))
+                && !process_gone(pid)
+        })
+        .count()
+}

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use stowage_tests::processes::{stowage_bin, wait_for_pids, wait_gone};
+use stowage_tests::processes::{count_tagged, stowage_bin, wait_for_pids, wait_gone};
 
 const TESTKIT: &str = env!("CARGO_BIN_EXE_stowage-plugin-testkit");
 
 struct Setup {
     home: tempfile::TempDir,
+    /// An argument every plugin process of this setup carries, to count them.
+    tag: String,
 }
 
 impl Setup {
@@ -21,8 +23,10 @@ impl Setup {
     /// with `args` and extra config lines.
     fn new(args: &[&str], config: &str) -> Setup {
         let home = tempfile::tempdir().unwrap();
+        let tag = format!("--tag={}", home.path().display());
         let args = args
             .iter()
+            .chain([&tag.as_str()])
             .map(|a| format!("{a:?}"))
             .collect::<Vec<_>>()
             .join(", ");
@@ -50,7 +54,7 @@ pid-file = "{pids}"
             pids = pids.display(),
         );
         std::fs::write(home.path().join("config.toml"), text).unwrap();
-        Setup { home }
+        Setup { home, tag }
     }
 
     fn pid_file(&self) -> PathBuf {
@@ -80,6 +84,19 @@ pid-file = "{pids}"
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Whether every plugin process of a setup is gone within a few seconds (a SIGKILL is
+/// delivered asynchronously).
+fn none_left(tag: &str) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if count_tagged(tag) == 0 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 fn assert_all_gone(pids: &[u32]) {
@@ -118,6 +135,7 @@ fn sigint_sigterm_and_sighup_stop_the_plugin_and_say_what_was_interrupted() {
     ] {
         let setup = Setup::new(&[], "fault = \"hang-on-call\"");
         let (child, pids) = hanging_put(&setup);
+        assert_eq!(count_tagged(&setup.tag), 1, "one plugin process while the call hangs");
         kill(Pid::from_raw(child.id() as i32), signal).unwrap();
         let out = child.wait_with_output().unwrap();
         let err = stderr(&out);
@@ -127,6 +145,7 @@ fn sigint_sigterm_and_sighup_stop_the_plugin_and_say_what_was_interrupted() {
         assert!(err.contains("may or may not have been applied"), "{err}");
         assert!(err.contains("backend 'tk'"), "{err}");
         assert_all_gone(&pids);
+        assert!(none_left(&setup.tag), "no plugin process is left");
     }
 }
 
@@ -135,11 +154,13 @@ fn a_host_killed_outright_leaves_nothing_running() {
     for fault in ["hang-on-call", "block-on-call"] {
         let setup = Setup::new(&[], &format!("fault = \"{fault}\""));
         let (mut child, pids) = hanging_put(&setup);
+        assert_eq!(count_tagged(&setup.tag), 1);
         child.kill().unwrap();
         child.wait().unwrap();
         // The plugin gets SIGTERM from the kernel (parent-death signal) and takes its
         // process group, grandchild included, down with it.
         assert_all_gone(&pids);
+        assert!(none_left(&setup.tag), "{fault}: no plugin process is left");
     }
 }
 
@@ -158,6 +179,7 @@ fn a_plugin_that_closes_its_pipe_is_a_plugin_error_not_a_silent_death() {
             assert_eq!(out.status.code(), Some(6), "{fault} {args:?}: {err}");
             assert!(err.contains("plugin for backend"), "{err}");
             assert!(err.contains("stowage-plugin-testkit"), "{err}");
+            assert!(none_left(&setup.tag), "{fault} {args:?}: a plugin was left");
         }
     }
 }

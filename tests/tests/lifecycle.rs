@@ -8,6 +8,7 @@ use stowage_host::protocol::{
     Capability, DocumentKey, ErrorCode, ListQuery, Precondition, SecretBytes, SecretRef,
 };
 use stowage_host::{Config, Error, Stowage};
+use stowage_tests::processes::wait_gone;
 
 const TESTKIT: &str = env!("CARGO_BIN_EXE_stowage-plugin-testkit");
 
@@ -27,28 +28,6 @@ fn key(name: &str) -> DocumentKey {
 
 fn code(e: &Error) -> ErrorCode {
     e.code()
-}
-
-/// Whether a process is gone (or a zombie no one has reaped yet).
-fn process_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-            .unwrap_or(false),
-    }
-}
-
-fn wait_gone(pid: u32, within: Duration) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if process_gone(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    process_gone(pid)
 }
 
 #[tokio::test]

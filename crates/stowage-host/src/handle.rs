@@ -429,3 +429,62 @@ impl SecretsHandle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use stowage_protocol::ErrorCode;
+
+    /// A storage backend whose every call hangs, as a dead network filesystem would.
+    struct Stuck;
+
+    #[async_trait]
+    impl Storage for Stuck {
+        async fn get(&self, _: &DocumentKey) -> Result<Document, PluginError> {
+            std::future::pending().await
+        }
+        async fn put(&self, _: &DocumentKey, _: Bytes, _: Precondition) -> Result<String, PluginError> {
+            std::future::pending().await
+        }
+        async fn delete(&self, _: &DocumentKey, _: Precondition) -> Result<(), PluginError> {
+            std::future::pending().await
+        }
+        async fn list(&self, _: &ListQuery) -> Result<ListPage, PluginError> {
+            std::future::pending().await
+        }
+        async fn count(&self, _: &CountQuery) -> Result<u64, PluginError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn built_in_calls_have_deadlines_like_plugin_calls() {
+        let handle = StorageHandle::builtin_with_timeout(
+            "stuck",
+            Arc::new(Stuck),
+            Duration::from_millis(50),
+        );
+        let e = handle
+            .get(&DocumentKey::new("c", "g", "n"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::DeadlineExceeded, "{e}");
+        assert!(e.to_string().contains("storage.get did not finish within 50ms"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn every_backend_refuses_values_above_the_limit() {
+        let secrets = SecretsHandle::builtin(
+            "fs",
+            Arc::new(crate::builtin::FilesystemSecrets::new(
+                tempfile::tempdir().unwrap().path().join("s"),
+            )),
+        );
+        let e = secrets
+            .put("k", SecretBytes::new(vec![0; stowage_protocol::MAX_VALUE_LEN + 1]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    }
+}

@@ -12,22 +12,6 @@ use common::*;
 
 const ROUNDS: usize = 10;
 
-/// target/debug/stowage, next to target/debug/deps/<this test>.
-fn stowage_cli() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let cli = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("stowage"))
-        .unwrap();
-    assert!(
-        cli.is_file(),
-        "the stowage CLI is missing at {}; build it first with `cargo build -p stowage-cli`",
-        cli.display()
-    );
-    cli
-}
-
 fn toml_value(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => format!("{s:?}"),
@@ -55,7 +39,7 @@ fn write_config(dir: &Path, config: &serde_json::Value, env: &[(&str, &str)]) ->
 }
 
 fn stowage(config: &Path, args: &[&str], stdin: &[u8]) -> (i32, String, String) {
-    let mut child = Command::new(stowage_cli())
+    let mut child = Command::new(stowage_tests::processes::stowage_bin())
         .arg("--config")
         .arg(config)
         .arg("--home")
@@ -81,7 +65,7 @@ fn race(config: &Path) {
     let mut version = version;
     for round in 0..ROUNDS {
         let spawn = |who: &str| {
-            let mut child = Command::new(stowage_cli())
+            let mut child = Command::new(stowage_tests::processes::stowage_bin())
                 .arg("--config")
                 .arg(config)
                 .arg("--home")
