@@ -479,11 +479,7 @@ fn raw_fault(fault: &str) -> Option<ExitCode> {
         "huge-frame" => {
             // Configures properly, then answers the first call with a frame above the
             // 16 MiB limit, and exits as soon as the host hangs up.
-            serve_raw(
-                &mut out,
-                |id| id,
-                |n| (n > 0).then(|| vec![0u8; 20 << 20]),
-            );
+            serve_raw(&mut out, |id| id, |n| (n > 0).then(|| vec![0u8; 20 << 20]));
             Some(ExitCode::from(0))
         }
         "slow-start" => {
@@ -518,8 +514,8 @@ fn serve_raw(
         if input.read_exact(&mut payload).is_err() {
             return;
         }
-        let Ok(stowage_plugin::protocol::tarpc::ClientMessage::Request(request)) = Codec::Bincode
-            .decode::<stowage_plugin::protocol::tarpc::ClientMessage<Req>>(&payload)
+        let Ok(stowage_plugin::protocol::tarpc::ClientMessage::Request(request)) =
+            Codec::Bincode.decode::<stowage_plugin::protocol::tarpc::ClientMessage<Req>>(&payload)
         else {
             continue;
         };

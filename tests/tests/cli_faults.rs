@@ -122,7 +122,11 @@ fn hanging_put(setup: &Setup) -> (Child, Vec<u32>) {
         stdin.write_all(b"value").unwrap();
     }
     let pids = wait_for_pids(&setup.pid_file(), 2, Duration::from_secs(10));
-    assert_eq!(pids.len(), 2, "the plugin and its grandchild should be running");
+    assert_eq!(
+        pids.len(),
+        2,
+        "the plugin and its grandchild should be running"
+    );
     (child, pids)
 }
 
@@ -135,7 +139,11 @@ fn sigint_sigterm_and_sighup_stop_the_plugin_and_say_what_was_interrupted() {
     ] {
         let setup = Setup::new(&[], "fault = \"hang-on-call\"");
         let (child, pids) = hanging_put(&setup);
-        assert_eq!(count_tagged(&setup.tag), 1, "one plugin process while the call hangs");
+        assert_eq!(
+            count_tagged(&setup.tag),
+            1,
+            "one plugin process while the call hangs"
+        );
         kill(Pid::from_raw(child.id() as i32), signal).unwrap();
         let out = child.wait_with_output().unwrap();
         let err = stderr(&out);
@@ -198,7 +206,12 @@ fn a_closed_stdout_still_ends_the_cli_quietly() {
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     use std::os::unix::process::ExitStatusExt as _;
-    assert_eq!(out.status.signal(), Some(libc_sigpipe()), "{}", stderr(&out));
+    assert_eq!(
+        out.status.signal(),
+        Some(libc_sigpipe()),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 }
 
@@ -218,14 +231,20 @@ const RSS_BOUND_KIB: i64 = 150 * 1024;
 fn endless_input_is_refused_after_the_value_limit_with_bounded_memory() {
     let setup = Setup::new(&[], "");
     for (args, stdin) in [
+        (&["storage", "put", "claims", "zero"][..], Some("/dev/zero")),
         (
-            &["storage", "put", "claims", "zero"][..],
-            Some("/dev/zero"),
+            &["storage", "put", "claims", "zero", "-f", "/dev/zero"][..],
+            None,
         ),
-        (&["storage", "put", "claims", "zero", "-f", "/dev/zero"][..], None),
-        (&["secrets", "set", "zero", "--from-file", "/dev/zero"][..], None),
+        (
+            &["secrets", "set", "zero", "--from-file", "/dev/zero"][..],
+            None,
+        ),
         (&["secrets", "get", "-b", "host", "command:yes"][..], None),
-        (&["secrets", "get", "-b", "host", "path:/dev/zero"][..], None),
+        (
+            &["secrets", "get", "-b", "host", "path:/dev/zero"][..],
+            None,
+        ),
     ] {
         let mut cmd = setup.command(args);
         if let Some(path) = stdin {
@@ -249,11 +268,19 @@ fn a_plugin_flooding_stderr_without_newlines_costs_bounded_memory() {
     let out = setup.run(&["-v", "storage", "get", "-b", "tk", "claims", "nothing"]);
     let err = stderr(&out);
     // The call itself completes (the document does not exist).
-    assert_eq!(out.status.code(), Some(3), "{}", &err[..err.len().min(2000)]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        &err[..err.len().min(2000)]
+    );
     assert!(err.contains("line cut"), "the flood is shown cut");
     assert!(err.contains("flood over"), "lines after it still arrive");
     let rss = stowage_tests::processes::max_child_rss_kib();
-    assert!(rss < RSS_BOUND_KIB, "the host peaked at {rss} KiB for 200 MB of stderr");
+    assert!(
+        rss < RSS_BOUND_KIB,
+        "the host peaked at {rss} KiB for 200 MB of stderr"
+    );
 }
 
 #[test]

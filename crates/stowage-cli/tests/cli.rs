@@ -400,7 +400,10 @@ fn huge_durations_are_config_errors_not_panics() {
         let out = run(home.path(), &["storage", "list", "claims", "-b", "t"], b"");
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(5), "{value}: {err}");
-        assert!(err.contains(&format!("{}:3:", config.display())), "{value}: {err}");
+        assert!(
+            err.contains(&format!("{}:3:", config.display())),
+            "{value}: {err}"
+        );
         assert!(err.contains("storage.t.timeout"), "{err}");
     }
 }
@@ -411,12 +414,29 @@ fn secrets_set_reads_values_the_way_people_mean_them() {
     let h = home.path();
     // `echo pw | stowage secrets set k`: echo's newline is not part of the secret.
     assert!(run(h, &["secrets", "set", "k"], b"pw\n").status.success());
-    assert_eq!(run(h, &["secrets", "get", "k", "--reveal"], b"").stdout, b"pw");
-    assert!(run(h, &["secrets", "set", "crlf"], b"pw\r\n").status.success());
-    assert_eq!(run(h, &["secrets", "get", "crlf", "--reveal"], b"").stdout, b"pw");
+    assert_eq!(
+        run(h, &["secrets", "get", "k", "--reveal"], b"").stdout,
+        b"pw"
+    );
+    assert!(
+        run(h, &["secrets", "set", "crlf"], b"pw\r\n")
+            .status
+            .success()
+    );
+    assert_eq!(
+        run(h, &["secrets", "get", "crlf", "--reveal"], b"").stdout,
+        b"pw"
+    );
     // Only one newline goes; a file's bytes are kept exactly.
-    assert!(run(h, &["secrets", "set", "two"], b"pw\n\n").status.success());
-    assert_eq!(run(h, &["secrets", "get", "two", "--reveal"], b"").stdout, b"pw\n");
+    assert!(
+        run(h, &["secrets", "set", "two"], b"pw\n\n")
+            .status
+            .success()
+    );
+    assert_eq!(
+        run(h, &["secrets", "get", "two", "--reveal"], b"").stdout,
+        b"pw\n"
+    );
     let file = h.join("value");
     std::fs::write(&file, b"exact\n").unwrap();
     let from_file = run(
@@ -425,7 +445,10 @@ fn secrets_set_reads_values_the_way_people_mean_them() {
         b"",
     );
     assert!(from_file.status.success(), "{}", stderr(&from_file));
-    assert_eq!(run(h, &["secrets", "get", "f", "--reveal"], b"").stdout, b"exact\n");
+    assert_eq!(
+        run(h, &["secrets", "get", "f", "--reveal"], b"").stdout,
+        b"exact\n"
+    );
     let redirected = Command::new(STOWAGE)
         .args(["secrets", "set", "r"])
         .env("STOWAGE_HOME", h)
@@ -434,24 +457,41 @@ fn secrets_set_reads_values_the_way_people_mean_them() {
         .output()
         .unwrap();
     assert!(redirected.status.success());
-    assert_eq!(run(h, &["secrets", "get", "r", "--reveal"], b"").stdout, b"exact\n");
+    assert_eq!(
+        run(h, &["secrets", "get", "r", "--reveal"], b"").stdout,
+        b"exact\n"
+    );
 
     // An empty value is refused unless asked for.
     let empty = run(h, &["secrets", "set", "e"], b"");
     assert_eq!(empty.status.code(), Some(7), "{}", stderr(&empty));
-    assert!(stderr(&empty).contains("--allow-empty"), "{}", stderr(&empty));
+    assert!(
+        stderr(&empty).contains("--allow-empty"),
+        "{}",
+        stderr(&empty)
+    );
     assert_eq!(
         run(h, &["secrets", "get", "e"], b"").status.code(),
         Some(3),
         "nothing was stored"
     );
-    assert!(run(h, &["secrets", "set", "e", "--allow-empty"], b"").status.success());
+    assert!(
+        run(h, &["secrets", "set", "e", "--allow-empty"], b"")
+            .status
+            .success()
+    );
 
     // Values above the contract's limit are refused by every backend, built-ins included.
     std::fs::write(&file, vec![b'x'; 9 << 20]).unwrap();
     let big = run(
         h,
-        &["secrets", "set", "big", "--from-file", file.to_str().unwrap()],
+        &[
+            "secrets",
+            "set",
+            "big",
+            "--from-file",
+            file.to_str().unwrap(),
+        ],
         b"",
     );
     assert_eq!(big.status.code(), Some(7), "{}", stderr(&big));
@@ -460,7 +500,13 @@ fn secrets_set_reads_values_the_way_people_mean_them() {
     std::fs::write(&file, [0xff, 0x00, 0xfe]).unwrap();
     run(
         h,
-        &["secrets", "set", "bin", "--from-file", file.to_str().unwrap()],
+        &[
+            "secrets",
+            "set",
+            "bin",
+            "--from-file",
+            file.to_str().unwrap(),
+        ],
         b"",
     );
     let both = run(h, &["secrets", "get", "k", "bin", "--reveal"], b"");

@@ -503,11 +503,7 @@ fn resolve_builtin_root(
             ));
         }
         None => {
-            return Err(locate.error(
-                at,
-                Some(key),
-                "must be a string naming a directory".into(),
-            ));
+            return Err(locate.error(at, Some(key), "must be a string naming a directory".into()));
         }
     };
     if root.is_relative() {
@@ -525,7 +521,8 @@ fn find_key_line(text: &str, section: &str, key: &str) -> Option<usize> {
         .map(|(i, _)| start + i)
         .find(|&i| {
             let line_start = text[..i].rfind('\n').map_or(0, |n| n + 1);
-            text[line_start..i].trim().is_empty() && text[i + key.len()..].trim_start().starts_with('=')
+            text[line_start..i].trim().is_empty()
+                && text[i + key.len()..].trim_start().starts_with('=')
         })
 }
 
@@ -721,8 +718,14 @@ nested = { a = [1, "x"] }
     #[test]
     fn huge_and_zero_durations_are_located_config_errors() {
         for (text, line) in [
-            ("[storage.t]\nplugin = \"b\"\ntimeout = \"18446744073709551615s\"\n", 3),
-            ("[storage.t]\nplugin = \"b\"\n\nkeep-alive = \"999999999999999h\"\n", 4),
+            (
+                "[storage.t]\nplugin = \"b\"\ntimeout = \"18446744073709551615s\"\n",
+                3,
+            ),
+            (
+                "[storage.t]\nplugin = \"b\"\n\nkeep-alive = \"999999999999999h\"\n",
+                4,
+            ),
             ("[storage.t]\nplugin = \"b\"\ntimeout = \"25h\"\n", 3),
             ("[storage.t]\nplugin = \"b\"\n\n\ntimeout = \"0s\"\n", 5),
         ] {
@@ -731,18 +734,32 @@ nested = { a = [1, "x"] }
             assert!(e.key.as_deref().unwrap().starts_with("storage.t."), "{e}");
         }
         assert_eq!(
-            parse("[storage.t]\nplugin = \"b\"\ntimeout = \"24h\"\n").unwrap().storage["t"].timeout,
+            parse("[storage.t]\nplugin = \"b\"\ntimeout = \"24h\"\n")
+                .unwrap()
+                .storage["t"]
+                .timeout,
             MAX_DURATION
         );
     }
 
     #[test]
     fn builtin_roots_are_relative_to_the_config_file_and_never_empty() {
-        let c = parse("[storage.local]\nbuiltin = \"filesystem\"\n[storage.local.config]\nroot = \"data\"\n").unwrap();
-        assert_eq!(c.storage["local"].settings.0["root"].as_str(), Some("/etc/data"));
+        let c = parse(
+            "[storage.local]\nbuiltin = \"filesystem\"\n[storage.local.config]\nroot = \"data\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.storage["local"].settings.0["root"].as_str(),
+            Some("/etc/data")
+        );
         let c = parse("[storage.local]\nbuiltin = \"filesystem\"\n[storage.local.config]\nroot = \"/srv/x\"\n").unwrap();
-        assert_eq!(c.storage["local"].settings.0["root"].as_str(), Some("/srv/x"));
-        let e = config_error("[storage.local]\nbuiltin = \"filesystem\"\n[storage.local.config]\n\nroot = \"\"\n");
+        assert_eq!(
+            c.storage["local"].settings.0["root"].as_str(),
+            Some("/srv/x")
+        );
+        let e = config_error(
+            "[storage.local]\nbuiltin = \"filesystem\"\n[storage.local.config]\n\nroot = \"\"\n",
+        );
         assert_eq!(e.line, Some(5), "{e}");
         assert_eq!(e.key.as_deref(), Some("storage.local.config.root"));
         let e = config_error("[secrets.x]\npath = \"\"\n");

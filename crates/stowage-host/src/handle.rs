@@ -150,7 +150,14 @@ impl StorageHandle {
         key.validate().map_err(backend_error(&self.name))?;
         match &self.inner {
             StorageImpl::Builtin(s, timeout) => {
-                builtin_call(&self.name, &s.capabilities(), Capability::StorageGet, *timeout, s.get(key)).await
+                builtin_call(
+                    &self.name,
+                    &s.capabilities(),
+                    Capability::StorageGet,
+                    *timeout,
+                    s.get(key),
+                )
+                .await
             }
             StorageImpl::Plugin(p) => {
                 let key = key.clone();
@@ -174,7 +181,14 @@ impl StorageHandle {
         check_value_len(&self.name, value.len())?;
         match &self.inner {
             StorageImpl::Builtin(s, timeout) => {
-                builtin_call(&self.name, &s.capabilities(), Capability::StoragePut, *timeout, s.put(key, value, precondition)).await
+                builtin_call(
+                    &self.name,
+                    &s.capabilities(),
+                    Capability::StoragePut,
+                    *timeout,
+                    s.put(key, value, precondition),
+                )
+                .await
             }
             StorageImpl::Plugin(p) => {
                 let key = key.clone();
@@ -196,7 +210,14 @@ impl StorageHandle {
         }
         match &self.inner {
             StorageImpl::Builtin(s, timeout) => {
-                builtin_call(&self.name, &s.capabilities(), Capability::StorageDelete, *timeout, s.delete(key, precondition)).await
+                builtin_call(
+                    &self.name,
+                    &s.capabilities(),
+                    Capability::StorageDelete,
+                    *timeout,
+                    s.delete(key, precondition),
+                )
+                .await
             }
             StorageImpl::Plugin(p) => {
                 let key = key.clone();
@@ -214,7 +235,14 @@ impl StorageHandle {
             .map_err(backend_error(&self.name))?;
         match &self.inner {
             StorageImpl::Builtin(s, timeout) => {
-                builtin_call(&self.name, &s.capabilities(), Capability::StorageList, *timeout, s.list(query)).await
+                builtin_call(
+                    &self.name,
+                    &s.capabilities(),
+                    Capability::StorageList,
+                    *timeout,
+                    s.list(query),
+                )
+                .await
             }
             StorageImpl::Plugin(p) => {
                 let query = query.clone();
@@ -258,7 +286,14 @@ impl StorageHandle {
             .map_err(backend_error(&self.name))?;
         match &self.inner {
             StorageImpl::Builtin(s, timeout) => {
-                builtin_call(&self.name, &s.capabilities(), Capability::StorageCount, *timeout, s.count(query)).await
+                builtin_call(
+                    &self.name,
+                    &s.capabilities(),
+                    Capability::StorageCount,
+                    *timeout,
+                    s.count(query),
+                )
+                .await
             }
             StorageImpl::Plugin(p) => {
                 let query = query.clone();
@@ -365,7 +400,14 @@ impl SecretsHandle {
         check_value_len(&self.name, value.len())?;
         match &self.inner {
             SecretsImpl::Builtin(s, timeout) => {
-                builtin_call(&self.name, &s.capabilities(), Capability::SecretsPut, *timeout, s.put(key, value)).await
+                builtin_call(
+                    &self.name,
+                    &s.capabilities(),
+                    Capability::SecretsPut,
+                    *timeout,
+                    s.put(key, value),
+                )
+                .await
             }
             SecretsImpl::Plugin(p) => {
                 let key = key.to_owned();
@@ -382,7 +424,14 @@ impl SecretsHandle {
         stowage_protocol::validate_secret_key(key).map_err(backend_error(&self.name))?;
         match &self.inner {
             SecretsImpl::Builtin(s, timeout) => {
-                builtin_call(&self.name, &s.capabilities(), Capability::SecretsDelete, *timeout, s.delete(key)).await
+                builtin_call(
+                    &self.name,
+                    &s.capabilities(),
+                    Capability::SecretsDelete,
+                    *timeout,
+                    s.delete(key),
+                )
+                .await
             }
             SecretsImpl::Plugin(p) => {
                 let key = key.to_owned();
@@ -399,7 +448,14 @@ impl SecretsHandle {
         validate_prefix(&query.prefix).map_err(backend_error(&self.name))?;
         match &self.inner {
             SecretsImpl::Builtin(s, timeout) => {
-                builtin_call(&self.name, &s.capabilities(), Capability::SecretsList, *timeout, s.list(query)).await
+                builtin_call(
+                    &self.name,
+                    &s.capabilities(),
+                    Capability::SecretsList,
+                    *timeout,
+                    s.list(query),
+                )
+                .await
             }
             SecretsImpl::Plugin(p) => {
                 let query = query.clone();
@@ -444,7 +500,12 @@ mod tests {
         async fn get(&self, _: &DocumentKey) -> Result<Document, PluginError> {
             std::future::pending().await
         }
-        async fn put(&self, _: &DocumentKey, _: Bytes, _: Precondition) -> Result<String, PluginError> {
+        async fn put(
+            &self,
+            _: &DocumentKey,
+            _: Bytes,
+            _: Precondition,
+        ) -> Result<String, PluginError> {
             std::future::pending().await
         }
         async fn delete(&self, _: &DocumentKey, _: Precondition) -> Result<(), PluginError> {
@@ -470,7 +531,11 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code(), ErrorCode::DeadlineExceeded, "{e}");
-        assert!(e.to_string().contains("storage.get did not finish within 50ms"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("storage.get did not finish within 50ms"),
+            "{e}"
+        );
     }
 
     #[tokio::test]
@@ -482,7 +547,10 @@ mod tests {
             )),
         );
         let e = secrets
-            .put("k", SecretBytes::new(vec![0; stowage_protocol::MAX_VALUE_LEN + 1]))
+            .put(
+                "k",
+                SecretBytes::new(vec![0; stowage_protocol::MAX_VALUE_LEN + 1]),
+            )
             .await
             .unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");

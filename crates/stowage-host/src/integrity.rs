@@ -68,13 +68,10 @@ pub(crate) fn spawn_error(program: &Path, e: &std::io::Error) -> String {
         && program.is_file()
         && let Some(interpreter) = shebang_interpreter(program)
     {
-        return format!(
-            "its interpreter {interpreter} (named on its `#!` line) was not found"
-        );
+        return format!("its interpreter {interpreter} (named on its `#!` line) was not found");
     }
     if e.raw_os_error() == Some(libc::ENOEXEC) {
-        return "it is not a binary this machine can run, nor a script with a `#!` line"
-            .to_owned();
+        return "it is not a binary this machine can run, nor a script with a `#!` line".to_owned();
     }
     format!("starting it failed: {e}")
 }
@@ -108,7 +105,10 @@ mod tests {
         assert!(check_program(d).unwrap_err().contains("is a directory"));
         let p = file(d, "plain", "x", 0o644);
         let e = check_program(&p).unwrap_err();
-        assert!(e.contains("not executable") && e.contains("chmod +x"), "{e}");
+        assert!(
+            e.contains("not executable") && e.contains("chmod +x"),
+            "{e}"
+        );
         let p = file(d, "open", "x", 0o757);
         let e = check_program(&p).unwrap_err();
         assert!(e.contains("chmod o-w"), "{e}");
@@ -128,7 +128,12 @@ mod tests {
     #[test]
     fn a_missing_interpreter_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        let p = file(dir.path(), "s", "#!/nonexistent/python9 -u\nprint(1)\n", 0o755);
+        let p = file(
+            dir.path(),
+            "s",
+            "#!/nonexistent/python9 -u\nprint(1)\n",
+            0o755,
+        );
         let e = std::process::Command::new(&p).spawn().unwrap_err();
         let m = spawn_error(&p, &e);
         assert!(m.contains("/nonexistent/python9"), "{m}");

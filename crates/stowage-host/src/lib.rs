@@ -32,10 +32,10 @@ mod error;
 pub mod groups;
 mod handle;
 mod integrity;
-pub mod redact;
-pub mod limits;
 pub mod launcher;
+pub mod limits;
 pub mod process;
+pub mod redact;
 pub mod stderr;
 mod transport;
 

@@ -45,8 +45,18 @@ const REDACTED: &str = "<redacted>";
 fn looks_sensitive(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     [
-        "password", "passwd", "secret", "token", "credential", "auth", "key", "sas",
-        "signature", "private", "cert", "connection",
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "credential",
+        "auth",
+        "key",
+        "sas",
+        "signature",
+        "private",
+        "cert",
+        "connection",
     ]
     .iter()
     .any(|s| k.contains(s))
@@ -70,11 +80,7 @@ pub fn redact_url_password(s: &str) -> String {
     };
     let userinfo = &authority[..at];
     let user = userinfo.split(':').next().unwrap_or("");
-    format!(
-        "{}{user}:{REDACTED}{}",
-        &s[..scheme_end + 3],
-        &rest[at..]
-    )
+    format!("{}{user}:{REDACTED}{}", &s[..scheme_end + 3], &rest[at..])
 }
 
 fn redact_all(value: &mut toml::Value) {
@@ -89,8 +95,8 @@ fn redact_all(value: &mut toml::Value) {
 /// A backend's `config` table (or a table inside it).
 fn redact_config(table: &mut toml::Table) {
     for (key, value) in table.iter_mut() {
-        let shown = SHOWN_CONFIG_KEYS.contains(&key.to_ascii_lowercase().as_str())
-            && !looks_sensitive(key);
+        let shown =
+            SHOWN_CONFIG_KEYS.contains(&key.to_ascii_lowercase().as_str()) && !looks_sensitive(key);
         match value {
             toml::Value::Table(t) => redact_config(t),
             toml::Value::String(s) if shown => *s = redact_url_password(s),

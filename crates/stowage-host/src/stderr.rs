@@ -176,11 +176,21 @@ mod tests {
         input.extend_from_slice(b"\nnext\n");
         let mut reader = tokio::io::BufReader::new(&input[..]);
         let mut buf = Vec::new();
-        assert_eq!(read_capped_line(&mut reader, &mut buf).await.unwrap(), Some(true));
+        assert_eq!(
+            read_capped_line(&mut reader, &mut buf).await.unwrap(),
+            Some(true)
+        );
         assert_eq!(buf.len(), MAX_LINE_BYTES);
-        assert!(buf.capacity() < 2 * MAX_LINE_BYTES + 8192, "{}", buf.capacity());
+        assert!(
+            buf.capacity() < 2 * MAX_LINE_BYTES + 8192,
+            "{}",
+            buf.capacity()
+        );
         buf.clear();
-        assert_eq!(read_capped_line(&mut reader, &mut buf).await.unwrap(), Some(false));
+        assert_eq!(
+            read_capped_line(&mut reader, &mut buf).await.unwrap(),
+            Some(false)
+        );
         assert_eq!(buf, b"next\n");
         buf.clear();
         assert_eq!(read_capped_line(&mut reader, &mut buf).await.unwrap(), None);

@@ -123,13 +123,12 @@ mod tests {
     #[tokio::test]
     async fn answers_to_unknown_ids_are_stream_errors() {
         let (host_io, plugin_io) = tokio::io::duplex(4096);
-        let (mut host, error) = CheckedTransport::new(stowage_protocol::codec::transport::<
-            _,
-            Response<Resp>,
-            ClientMessage<Req>,
-        >(
-            host_io, stowage_protocol::Codec::Json
-        ));
+        let (mut host, error) =
+            CheckedTransport::new(stowage_protocol::codec::transport::<
+                _,
+                Response<Resp>,
+                ClientMessage<Req>,
+            >(host_io, stowage_protocol::Codec::Json));
         let mut plugin: stowage_protocol::codec::PluginTransport<_> =
             stowage_protocol::codec::transport(plugin_io, stowage_protocol::Codec::Json);
 

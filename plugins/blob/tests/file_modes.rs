@@ -55,5 +55,9 @@ fn documents_on_file_urls_are_0600_in_0700_directories() {
             }
         }
     }
-    assert!(files >= 1, "the document was written under {}", store.display());
+    assert!(
+        files >= 1,
+        "the document was written under {}",
+        store.display()
+    );
 }

@@ -84,7 +84,8 @@ fn read_value(
     } else {
         let stdin = std::io::stdin();
         let from_file = stdin_is_regular_file();
-        let mut buf = super::read_input(stdin.lock()).map_err(super::input_err(backend, "stdin"))?;
+        let mut buf =
+            super::read_input(stdin.lock()).map_err(super::input_err(backend, "stdin"))?;
         if !from_file && buf.last() == Some(&b'\n') {
             buf.pop();
             if buf.last() == Some(&b'\r') {
@@ -118,7 +119,10 @@ fn stdin_is_regular_file() -> bool {
 impl SecretsCommand {
     /// Whether the command changes stored data.
     pub fn writes(&self) -> bool {
-        matches!(self, SecretsCommand::Set { .. } | SecretsCommand::Delete { .. })
+        matches!(
+            self,
+            SecretsCommand::Set { .. } | SecretsCommand::Delete { .. }
+        )
     }
 }
 

@@ -88,7 +88,10 @@ pub enum StorageCommand {
 impl StorageCommand {
     /// Whether the command changes stored data.
     pub fn writes(&self) -> bool {
-        matches!(self, StorageCommand::Put { .. } | StorageCommand::Delete { .. })
+        matches!(
+            self,
+            StorageCommand::Put { .. } | StorageCommand::Delete { .. }
+        )
     }
 }
 
@@ -125,9 +128,7 @@ pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResu
                     "size": doc.value.len(),
                     "value_base64": base64::engine::general_purpose::STANDARD.encode(doc.value.as_slice()),
                 })),
-                (None, Output::Text) => {
-                    output::raw(doc.value.as_slice())
-                }
+                (None, Output::Text) => output::raw(doc.value.as_slice()),
             }
         }
         StorageCommand::Put {
@@ -142,7 +143,7 @@ pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResu
                 Some(path) => {
                     let what = path.display().to_string();
                     std::fs::File::open(path)
-                        .and_then(|f| super::read_input(f))
+                        .and_then(super::read_input)
                         .map_err(super::input_err(storage.name(), &what))?
                 }
                 None => super::read_input(std::io::stdin().lock())

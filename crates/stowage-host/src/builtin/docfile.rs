@@ -54,7 +54,10 @@ pub(crate) fn decode(file_name: &str) -> Option<String> {
     if file_name.starts_with('.') {
         return None;
     }
-    let name = percent_decode_str(file_name).decode_utf8().ok()?.into_owned();
+    let name = percent_decode_str(file_name)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
     // Only names this encoder writes: a foreign `notes.txt` is not the entry `notes.txt`
     // (that one is stored as `notes%2Etxt`).
     (encode(&name).ok()? == file_name).then_some(name)
@@ -224,9 +227,10 @@ impl VersionedDir {
         let mut head = [0u8; 128];
         let n = read_up_to(&mut file, &mut head).map_err(|e| io_error("cannot read", &path, e))?;
         match parse_header(&head[..n]) {
-            Some((version, header_len)) => {
-                Ok(Some((version, meta.len().saturating_sub(header_len as u64))))
-            }
+            Some((version, header_len)) => Ok(Some((
+                version,
+                meta.len().saturating_sub(header_len as u64),
+            ))),
             None => {
                 tracing::warn!(
                     "skipping {}: not a Stowage entry file (Stowage did not write it)",
@@ -342,7 +346,11 @@ impl VersionedDir {
             let entry = entry.map_err(|e| io_error("cannot list", &self.dir, e))?;
             let file_name = entry.file_name();
             let Some(file_name) = file_name.to_str() else {
-                tracing::warn!("skipping {:?} in {}: not an entry", file_name, self.dir.display());
+                tracing::warn!(
+                    "skipping {:?} in {}: not an entry",
+                    file_name,
+                    self.dir.display()
+                );
                 continue;
             };
             if file_name.starts_with(".tmp-") {

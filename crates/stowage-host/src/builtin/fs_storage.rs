@@ -216,8 +216,7 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         let store = FilesystemStorage::new(root.path());
         std::fs::create_dir_all(root.path().join("claims")).unwrap();
-        std::os::unix::fs::symlink(outside.path(), root.path().join("claims").join("dev"))
-            .unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("claims").join("dev")).unwrap();
         let e = store
             .put(&key("a"), Bytes(b"1".to_vec()), Precondition::Any)
             .await
@@ -273,7 +272,10 @@ mod tests {
         store.list(&list_query()).await.unwrap();
         assert!(!old.exists(), "a stale temp file is removed");
         assert!(fresh.exists(), "a recent one is left alone");
-        let mode = std::fs::metadata(group.join("b")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(group.join("b"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -15,9 +15,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use stowage_protocol::{
-    Capability, MAX_VALUE_LEN, PluginError, SecretBytes, SecretRef, Secrets,
-};
+use stowage_protocol::{Capability, MAX_VALUE_LEN, PluginError, SecretBytes, SecretRef, Secrets};
 use tokio::io::AsyncReadExt as _;
 
 /// The built-in read-only host secret source.
@@ -56,20 +54,18 @@ impl Secrets for HostSecrets {
                 }),
             "path" => {
                 let path = expand_home(rest);
-                let value = read_limited_file(&path)
-                    .await
-                    .map_err(|e| match e.kind() {
-                        std::io::ErrorKind::NotFound => {
-                            PluginError::not_found(format!("file {path} does not exist"))
-                        }
-                        std::io::ErrorKind::PermissionDenied => {
-                            PluginError::permission_denied(format!("cannot read {path}: {e}"))
-                        }
-                        std::io::ErrorKind::FileTooLarge => PluginError::invalid_argument(format!(
-                            "{path} is larger than the {MAX_VALUE_LEN}-byte limit of a secret value"
-                        )),
-                        _ => PluginError::internal(format!("cannot read {path}: {e}")),
-                    })?;
+                let value = read_limited_file(&path).await.map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => {
+                        PluginError::not_found(format!("file {path} does not exist"))
+                    }
+                    std::io::ErrorKind::PermissionDenied => {
+                        PluginError::permission_denied(format!("cannot read {path}: {e}"))
+                    }
+                    std::io::ErrorKind::FileTooLarge => PluginError::invalid_argument(format!(
+                        "{path} is larger than the {MAX_VALUE_LEN}-byte limit of a secret value"
+                    )),
+                    _ => PluginError::internal(format!("cannot read {path}: {e}")),
+                })?;
                 Ok(SecretBytes::new(value))
             }
             "command" => {
