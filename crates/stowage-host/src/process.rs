@@ -87,13 +87,13 @@ impl PluginProcess {
                 handshake::format_versions(stowage_protocol::SUPPORTED_VERSIONS),
             )
             .env(handshake::LOG_ENV, plugin_log_filter())
+            .env(handshake::HOST_PID_ENV, std::process::id().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own process group, so a deadline kills the plugin and anything it started.
             .process_group(0)
             .kill_on_drop(true);
-        die_with_host(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| Error::PluginNotRunnable {
             backend: command.backend.clone(),
             program: program.clone(),
@@ -397,33 +397,6 @@ impl Drop for PluginProcess {
             kill_group(self.pid);
         }
     }
-}
-
-/// Makes the plugin die with the host: the kernel sends it SIGTERM when the host exits,
-/// however the host exits (SIGKILL included). SIGTERM rather than SIGKILL so that a plugin
-/// can take its own process group down with it (the Rust SDK does); one that does not
-/// handle SIGTERM dies of it. A host that already died before the plugin reached `exec`
-/// makes the spawn fail.
-fn die_with_host(cmd: &mut Command) {
-    #[cfg(target_os = "linux")]
-    {
-        let host = std::process::id();
-        // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
-        // functions (prctl, getppid); it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if libc::getppid() as u32 != host {
-                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = cmd;
 }
 
 /// Reads the handshake line: up to the first newline, at most `MAX_HANDSHAKE_LEN` bytes.

@@ -142,6 +142,7 @@ impl Plugin {
         };
         init_logging();
         lifeline::kill_group_on_sigterm();
+        lifeline::die_with_host();
 
         let stdio = match stdio::ProtocolStdio::take() {
             Ok(s) => s,

@@ -1,10 +1,16 @@
 //! The plugin's half of "a plugin never outlives its host".
 //!
-//! The host starts each plugin as the leader of its own process group, with a parent-death
-//! signal of SIGTERM. Two things here make that hold for everything the plugin started:
+//! The host starts each plugin as the leader of its own process group and tells it its
+//! pid (`STOWAGE_HOST_PID`). Three things here make sure that nothing the plugin started
+//! survives a host that was killed outright:
 //!
+//! - [`die_with_host`] asks the kernel for SIGTERM when the host exits (Linux's
+//!   parent-death signal), and exits at once if the host is already gone. The plugin sets
+//!   this itself, rather than the host between fork and exec, so that the host can keep
+//!   spawning with `posix_spawn` (a `pre_exec` hook forces a full `fork`, which measurably
+//!   slows every short-lived operation).
 //! - On SIGTERM, a plugin that leads its group kills the whole group (itself included),
-//!   so processes it spawned do not survive a host that was killed outright.
+//!   so processes it spawned do not survive the host.
 //! - A [`Watchdog`] enforces each request's deadline on the plugin's side: a request still
 //!   running [`GRACE`] after its deadline means the host has given up on it (or is gone),
 //!   and a handler stuck in blocking code cannot be cancelled, so the plugin ends itself
@@ -42,6 +48,31 @@ extern "C" fn on_sigterm(_: libc::c_int) {
     unsafe {
         libc::kill(0, libc::SIGKILL);
         libc::_exit(1);
+    }
+}
+
+/// Asks for SIGTERM when the host exits, and exits now if it already has. Does nothing
+/// without `STOWAGE_HOST_PID` (an older host, or a test harness), or off Linux.
+pub(crate) fn die_with_host() {
+    #[cfg(target_os = "linux")]
+    {
+        let Some(host) = std::env::var(stowage_protocol::handshake::HOST_PID_ENV)
+            .ok()
+            .and_then(|p| p.parse::<libc::pid_t>().ok())
+        else {
+            return;
+        };
+        // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number; getppid takes nothing.
+        unsafe {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return;
+            }
+            // The host may have died before the request above took effect.
+            if libc::getppid() != host {
+                eprintln!("stowage plugin: the host (pid {host}) is already gone; exiting");
+                std::process::exit(1);
+            }
+        }
     }
 }
 

@@ -22,6 +22,9 @@ pub const COOKIE_VALUE: &str = "8c7b7e0d-stowage-plugin-host";
 pub const VERSIONS_ENV: &str = "STOWAGE_PROTOCOL_VERSIONS";
 /// Names the environment variable carrying the host's log filter for the plugin (`info`, `debug`).
 pub const LOG_ENV: &str = "STOWAGE_PLUGIN_LOG";
+/// Environment variable holding the host's pid, so that a plugin can ask the kernel to
+/// signal it when that process exits (and notice if it already has).
+pub const HOST_PID_ENV: &str = "STOWAGE_HOST_PID";
 /// The first word of the handshake line.
 pub const HANDSHAKE_PREFIX: &str = "stowage-plugin";
 /// The longest handshake line a host accepts, newline included.
