@@ -77,6 +77,28 @@ pub fn run(out_dir: &Path, scale: usize, report: &mut Report) -> Floors {
             .expect("run noop");
     });
     report.add(&spawn, samples);
+    // Why the host does not set the plugin's parent-death signal itself: any pre_exec hook
+    // makes std fork the host instead of using posix_spawn. Same binary, hook that does
+    // nothing but that.
+    let samples = sample(1000 / scale, 50, || {
+        use std::os::unix::process::CommandExt as _;
+        let mut cmd = Command::new(&noop);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe; nothing is allocated between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        cmd.status().expect("run noop");
+    });
+    report.add(
+        "reference: the same spawn with a pre_exec hook (fork, not posix_spawn)",
+        samples,
+    );
 
     let mut child = Command::new(&echo)
         .stdin(Stdio::piped())

@@ -140,6 +140,16 @@ impl Report {
     pub fn ratios(&mut self, floors: &crate::floors::Floors) {
         let spawn = self.median(&floors.spawn);
         let pipe = self.median(&floors.pipe);
+        let v = self
+            .median("reference: the same spawn with a pre_exec hook (fork, not posix_spawn)")
+            .zip(spawn)
+            .map(|(a, b)| a / b);
+        self.ratio(
+            "spawn with a pre_exec hook / spawn floor (why plugins set their own parent-death signal)".to_owned(),
+            v,
+            "informational",
+            |_| true,
+        );
         for codec in ["bincode", "json"] {
             for op in ["storage.get", "secrets.resolve"] {
                 let v = self
