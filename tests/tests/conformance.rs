@@ -4,11 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use stowage_conformance::{CaseResult, Outcome, Target};
 use stowage_host::builtin::{FilesystemSecrets, FilesystemStorage, HostSecrets};
-use stowage_host::conformance::{self, CaseResult, Outcome};
-use stowage_host::process::PluginCommand;
-use stowage_host::protocol::{Capability, Role};
-use stowage_host::{SecretsHandle, StorageHandle};
+use stowage_host::protocol::Role;
+use stowage_host::{PluginCommand, SecretsHandle, StorageHandle};
 
 const TESTKIT: &str = env!("CARGO_BIN_EXE_stowage-plugin-testkit");
 
@@ -50,7 +49,7 @@ async fn the_built_in_backends_pass() {
         Arc::new(FilesystemStorage::new(dir.path().join("storage"))),
     );
     assert_all_pass(
-        &conformance::run_storage_cases(&storage, &Capability::STORAGE).await,
+        &stowage_conformance::run(&Target::Storage(storage), Role::Storage, "{}").await,
         10,
     );
     let secrets = SecretsHandle::builtin(
@@ -58,14 +57,14 @@ async fn the_built_in_backends_pass() {
         Arc::new(FilesystemSecrets::new(dir.path().join("secrets"))),
     );
     assert_all_pass(
-        &conformance::run_secrets_cases(&secrets, &Capability::SECRETS, None).await,
+        &stowage_conformance::run(&Target::Secrets(secrets, None), Role::Secrets, "{}").await,
         5,
     );
     let host = SecretsHandle::builtin("host", Arc::new(HostSecrets::new(Duration::from_secs(5))));
-    let results = conformance::run_secrets_cases(
-        &host,
-        &[Capability::SecretsResolve],
-        Some("env:STOWAGE_SURELY_UNSET"),
+    let results = stowage_conformance::run(
+        &Target::Secrets(host, Some("env:STOWAGE_SURELY_UNSET".into())),
+        Role::Secrets,
+        "{}",
     )
     .await;
     assert_all_pass(&results, 1);
@@ -79,8 +78,8 @@ async fn the_built_in_backends_pass() {
 
 #[tokio::test]
 async fn a_broken_plugin_fails_the_kit() {
-    let results = conformance::run_process_cases(
-        &command(&["--fault", "garbage-handshake"]),
+    let results = stowage_conformance::run(
+        &Target::Plugin(command(&["--fault", "garbage-handshake"])),
         Role::Storage,
         "{}",
     )
@@ -99,6 +98,7 @@ async fn a_broken_plugin_fails_the_kit() {
         failed.contains(&"protocol.clean_stdout_and_exit_on_eof"),
         "{failed:?}"
     );
+    assert!(failed.contains(&"storage.configure"), "{failed:?}");
 }
 
 /// The emulators the cloud plugins' tests use are really there and answer on 127.0.0.1.

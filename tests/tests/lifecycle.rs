@@ -17,9 +17,19 @@ fn stowage(toml: &str) -> (Stowage, tempfile::TempDir) {
     let home = tempfile::tempdir().unwrap();
     let text = toml
         .replace("{testkit}", TESTKIT)
-        .replace("{root}", &home.path().join("data").display().to_string());
+        .replace("{root}", &home.path().join("data").display().to_string())
+        .replace("{pids}", &home.path().join("pids").display().to_string());
     let config = Config::parse(&text, None, home.path().to_path_buf()).unwrap();
     (Stowage::from_config(config), home)
+}
+
+/// The pids of every plugin process configured so far (the testkit's `pid-file`).
+fn pids(home: &tempfile::TempDir) -> Vec<u32> {
+    std::fs::read_to_string(home.path().join("pids"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect()
 }
 
 fn key(name: &str) -> DocumentKey {
@@ -301,7 +311,9 @@ async fn a_missing_plugin_says_where_it_looked_and_how_to_install() {
         text.contains(&home.path().join("plugins").display().to_string()),
         "{text}"
     );
-    assert!(text.contains("cargo xtask install"), "{text}");
+    // How to install a binary, in words for an operator, not a Stowage developer.
+    assert!(text.contains("Install it by putting"), "{text}");
+    assert!(!text.contains("cargo xtask"), "{text}");
 }
 
 #[tokio::test]
@@ -380,20 +392,19 @@ async fn stray_stdout_writes_do_not_corrupt_frames() {
 async fn keep_alive_reuses_one_process_for_many_calls() {
     // In-memory backend: a value written by one call is only visible to the next if the
     // same process serves both.
-    let (stowage, _home) = stowage("[storage.m]\npath = \"{testkit}\"\nkeep-alive = \"30s\"\n");
+    let (stowage, home) = stowage(
+        "[storage.m]\npath = \"{testkit}\"\nkeep-alive = \"30s\"\n[storage.m.config]\npid-file = \"{pids}\"\n",
+    );
     let storage = stowage.storage(Some("m")).unwrap();
-    let backend = storage.plugin_backend().unwrap().clone();
     storage
         .put(&key("x"), b"kept".to_vec(), Precondition::Absent)
         .await
         .unwrap();
-    let pid = backend.kept_pid().await.expect("a kept process");
     for _ in 0..10 {
         assert_eq!(
             storage.get(&key("x")).await.unwrap().value.as_slice(),
             b"kept"
         );
-        assert_eq!(backend.kept_pid().await, Some(pid));
     }
     // A second handle to the same backend shares the process.
     let again = stowage.storage(Some("m")).unwrap();
@@ -401,22 +412,24 @@ async fn keep_alive_reuses_one_process_for_many_calls() {
         again.get(&key("x")).await.unwrap().value.as_slice(),
         b"kept"
     );
+    let started = pids(&home);
+    assert_eq!(started.len(), 1, "one process for every call: {started:?}");
     stowage.shutdown().await;
-    assert!(wait_gone(pid, Duration::from_secs(5)));
+    assert!(wait_gone(started[0], Duration::from_secs(5)));
 }
 
 #[tokio::test]
 async fn a_kept_process_exits_after_its_idle_time() {
-    let (stowage, _home) = stowage("[storage.m]\npath = \"{testkit}\"\nkeep-alive = \"300ms\"\n");
+    let (stowage, home) = stowage(
+        "[storage.m]\npath = \"{testkit}\"\nkeep-alive = \"300ms\"\n[storage.m.config]\npid-file = \"{pids}\"\n",
+    );
     let storage = stowage.storage(Some("m")).unwrap();
-    let backend = storage.plugin_backend().unwrap().clone();
     storage
         .put(&key("x"), b"v".to_vec(), Precondition::Any)
         .await
         .unwrap();
-    let pid = backend.kept_pid().await.expect("a kept process");
+    let pid = pids(&home)[0];
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(backend.kept_pid().await, None);
     assert!(
         wait_gone(pid, Duration::from_secs(5)),
         "kept process {pid} did not exit when idle"
@@ -424,38 +437,44 @@ async fn a_kept_process_exits_after_its_idle_time() {
     // The next call starts a fresh process (memory is empty again).
     let e = storage.get(&key("x")).await.unwrap_err();
     assert_eq!(code(&e), ErrorCode::NotFound);
+    assert_eq!(pids(&home).len(), 2);
     stowage.shutdown().await;
 }
 
 #[tokio::test]
 async fn without_keep_alive_every_operation_gets_a_fresh_process() {
-    let (stowage, _home) = stowage("[storage.m]\npath = \"{testkit}\"\n");
+    let (stowage, home) =
+        stowage("[storage.m]\npath = \"{testkit}\"\n[storage.m.config]\npid-file = \"{pids}\"\n");
     let storage = stowage.storage(Some("m")).unwrap();
     storage
         .put(&key("x"), b"v".to_vec(), Precondition::Any)
         .await
         .unwrap();
-    assert_eq!(storage.plugin_backend().unwrap().kept_pid().await, None);
     let e = storage.get(&key("x")).await.unwrap_err();
     assert_eq!(code(&e), ErrorCode::NotFound, "{e}");
+    let started = pids(&home);
+    assert_eq!(started.len(), 2, "{started:?}");
+    for pid in started {
+        assert!(wait_gone(pid, Duration::from_secs(5)));
+    }
 }
 
 #[tokio::test]
 async fn a_plugin_that_ignores_stdin_eof_is_killed_after_the_grace_period() {
-    let (stowage, _home) = stowage(
-        "[storage.s]\npath = \"{testkit}\"\nkeep-alive = \"30s\"\n[storage.s.config]\nfault = \"ignore-eof\"\n",
+    let (stowage, home) = stowage(
+        "[storage.s]\npath = \"{testkit}\"\nkeep-alive = \"30s\"\n[storage.s.config]\nfault = \"ignore-eof\"\npid-file = \"{pids}\"\n",
     );
     let storage = stowage.storage(Some("s")).unwrap();
     storage
         .put(&key("x"), b"v".to_vec(), Precondition::Any)
         .await
         .unwrap();
-    let pid = storage.plugin_backend().unwrap().kept_pid().await.unwrap();
+    let pid = pids(&home)[0];
     let started = Instant::now();
     stowage.shutdown().await;
     let waited = started.elapsed();
     assert!(
-        waited >= stowage_host::process::EXIT_GRACE,
+        waited >= stowage_host::EXIT_GRACE,
         "shutdown returned after {waited:?}"
     );
     assert!(wait_gone(pid, Duration::from_secs(5)));
@@ -482,13 +501,13 @@ async fn the_host_never_calls_an_undeclared_capability() {
 
 #[tokio::test]
 async fn describe_needs_no_config() {
-    let command = stowage_host::process::PluginCommand {
+    let command = stowage_host::PluginCommand {
         backend: "probe".into(),
         program: Path::new(TESTKIT).to_path_buf(),
         args: vec!["--codec".into(), "json".into()],
         env: Default::default(),
     };
-    let (info, handshake) = stowage_host::launcher::describe(&command, Duration::from_secs(10))
+    let (info, handshake) = stowage_host::describe_plugin(&command, Duration::from_secs(10))
         .await
         .unwrap();
     assert_eq!(info.name, "testkit");
@@ -562,11 +581,11 @@ fn the_sdk_exits_non_zero_on_a_garbage_frame_and_says_why() {
 
 #[tokio::test]
 async fn a_kept_process_that_crashed_is_replaced_on_the_next_call() {
-    let (stowage, _home) = stowage(
-        "[storage.c]\npath = \"{testkit}\"\nkeep-alive = \"30s\"\n[storage.c.config]\nfault = \"crash-on-call\"\n",
+    let (stowage, home) = stowage(
+        "[storage.c]\npath = \"{testkit}\"\nkeep-alive = \"30s\"\n[storage.c.config]\nfault = \"crash-on-call\"\npid-file = \"{pids}\"\n",
     );
     let storage = stowage.storage(Some("c")).unwrap();
-    for _ in 0..2 {
+    for round in 1..=2 {
         // Each call starts a fresh process (the crashed one is not reused) and reports the crash.
         let (message, tail) = plugin_error(storage.get(&key("x")).await.unwrap_err());
         assert!(
@@ -577,7 +596,7 @@ async fn a_kept_process_that_crashed_is_replaced_on_the_next_call() {
             tail.iter().any(|l| l.contains("about to crash")),
             "{tail:?}"
         );
-        assert_eq!(storage.plugin_backend().unwrap().kept_pid().await, None);
+        assert_eq!(pids(&home).len(), round, "a fresh process for each call");
     }
     stowage.shutdown().await;
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use stowage_host::conformance::Outcome;
+use stowage_conformance::Outcome;
 use stowage_host::protocol::Role;
 
 fn pyref() -> PathBuf {

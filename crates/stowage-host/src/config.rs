@@ -37,6 +37,10 @@ pub const CONFIG_ENV: &str = "STOWAGE_CONFIG";
 pub const HOME_ENV: &str = "STOWAGE_HOME";
 /// The per-operation deadline when a backend sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Retries of an `unavailable` answer when a backend sets no `retries`.
+pub const DEFAULT_RETRIES: u32 = 2;
+/// The most retries a backend may ask for.
+pub const MAX_RETRIES: u32 = 10;
 /// The longest `timeout` or `keep-alive`: a day. Longer ones are surely mistakes, and
 /// durations near the limits of the clock types overflow deadline arithmetic.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
@@ -109,6 +113,8 @@ pub struct BackendSpec {
     pub timeout: Duration,
     /// Keep one plugin process alive for this long after its last operation.
     pub keep_alive: Option<Duration>,
+    /// Retries of an `unavailable` answer (plugins only), within `timeout`.
+    pub retries: u32,
     /// The `config` table with `${env:VAR}` expanded, handed to the backend.
     pub settings: BackendSettings,
 }
@@ -124,6 +130,7 @@ impl fmt::Debug for BackendSpec {
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("timeout", &self.timeout)
             .field("keep_alive", &self.keep_alive)
+            .field("retries", &self.retries)
             .field("settings", &self.settings)
             .finish()
     }
@@ -139,6 +146,7 @@ impl BackendSpec {
             env: BTreeMap::new(),
             timeout: DEFAULT_TIMEOUT,
             keep_alive: None,
+            retries: DEFAULT_RETRIES,
             settings: BackendSettings::default(),
         }
     }
@@ -341,6 +349,7 @@ struct RawBackend {
     env: BTreeMap<String, String>,
     timeout: Option<Spanned<String>>,
     keep_alive: Option<Spanned<String>>,
+    retries: Option<Spanned<u32>>,
     #[serde(default)]
     config: toml::Table,
 }
@@ -449,6 +458,17 @@ fn build_backend(
     };
     let timeout = duration("timeout", raw.timeout)?.unwrap_or(DEFAULT_TIMEOUT);
     let keep_alive = duration("keep-alive", raw.keep_alive)?.filter(|d| !d.is_zero());
+    let retries = match raw.retries {
+        None => DEFAULT_RETRIES,
+        Some(r) if *r.get_ref() <= MAX_RETRIES => r.into_inner(),
+        Some(r) => {
+            return Err(locate.error(
+                Some(r.span().start),
+                Some(format!("{section}.retries")),
+                format!("at most {MAX_RETRIES} (0 turns retries off)"),
+            ));
+        }
+    };
 
     let args = raw
         .args
@@ -473,6 +493,7 @@ fn build_backend(
         env,
         timeout,
         keep_alive,
+        retries,
         settings: BackendSettings(settings),
     })
 }

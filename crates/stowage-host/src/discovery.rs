@@ -55,7 +55,7 @@ pub fn locate_plugin(config: &Config, target: &str) -> Result<(String, PathBuf)>
         return Ok((name, path));
     }
     let name = target.strip_prefix(BINARY_PREFIX).unwrap_or(target);
-    Ok((name.to_owned(), find_plugin(config, "(none)", name)?))
+    Ok((name.to_owned(), find_plugin(config, "", name)?))
 }
 
 /// The program a plugin backend runs, or an error saying where it looked.

@@ -52,13 +52,15 @@ pub enum Error {
 
     /// The plugin binary was not found.
     #[error(
-        "plugin '{plugin}' for backend '{backend}' not found; looked for {binary} in:\n{searched}\n\
-         Install it with `cargo xtask install` (from the Stowage source tree), `cargo install`, \
-         or copy the binary into one of those directories (or set `path` in the backend config)",
+        "plugin '{plugin}'{} not found; looked for {binary} in:\n{searched}\n\
+         Install it by putting the `{binary}` executable into one of those directories \
+         (`$STOWAGE_HOME/plugins` is searched first), or set `path` in the backend's config \
+         to where the binary is",
+        if .backend.is_empty() { String::new() } else { format!(" for backend '{}'", .backend) },
         searched = .searched.iter().map(|p| format!("  {}", p.display())).collect::<Vec<_>>().join("\n")
     )]
     PluginNotFound {
-        /// The backend that needs it.
+        /// The backend that needs it (empty when a plugin was named directly).
         backend: String,
         /// The plugin name from the config.
         plugin: String,
@@ -158,6 +160,14 @@ impl Error {
             Error::DeadlineExceeded { .. } => ErrorCode::DeadlineExceeded,
             Error::Unsupported { .. } => ErrorCode::Unsupported,
             Error::Backend { error, .. } => error.code,
+        }
+    }
+
+    /// The backend `name` answered with `error`.
+    pub(crate) fn backend(name: &str, error: PluginError) -> Self {
+        Error::Backend {
+            backend: name.to_owned(),
+            error,
         }
     }
 

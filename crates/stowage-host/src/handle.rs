@@ -1,106 +1,101 @@
-//! Typed handles to one storage or secrets backend, built-in or plugin.
+//! Typed handles to one storage or secrets backend, built-in or plugin: the front door
+//! that checks what the contract limits (names, value sizes, prefixes) before any
+//! backend sees a call.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use stowage_protocol::{
-    Bytes, Capability, CountQuery, Document, DocumentKey, DocumentMeta, ListPage, ListQuery,
-    PluginError, PluginInfo, Precondition, SecretBytes, SecretListQuery, SecretMeta, SecretPage,
+    Bytes, CountQuery, Document, DocumentKey, DocumentMeta, ListPage, ListQuery, PluginError,
+    PluginInfo, Precondition, Role, SecretBytes, SecretListQuery, SecretMeta, SecretPage,
     SecretRef, Secrets, Storage,
 };
 
+use crate::backend::{InProcess, SecretsBackend, StorageBackend};
 use crate::config::DEFAULT_TIMEOUT;
 use crate::error::{Error, Result};
 use crate::launcher::PluginBackend;
+use crate::process::PluginCommand;
+use crate::retry::{RetryPolicy, Retrying};
 
-#[derive(Clone)]
-enum StorageImpl {
-    Builtin(Arc<dyn Storage>, Duration),
-    Plugin(Arc<PluginBackend>),
+/// How a plugin backend is run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PluginOptions {
+    /// The deadline of each operation.
+    pub timeout: Duration,
+    /// Keep one process for successive operations, until idle this long.
+    pub keep_alive: Option<Duration>,
+    /// Retries of `unavailable` answers, within the operation's deadline.
+    pub retries: u32,
 }
 
-#[derive(Clone)]
-enum SecretsImpl {
-    Builtin(Arc<dyn Secrets>, Duration),
-    Plugin(Arc<PluginBackend>),
+impl Default for PluginOptions {
+    fn default() -> Self {
+        PluginOptions {
+            timeout: DEFAULT_TIMEOUT,
+            keep_alive: None,
+            retries: crate::config::DEFAULT_RETRIES,
+        }
+    }
 }
 
 /// A storage backend, ready for calls. Cheap to clone.
 #[derive(Clone)]
 pub struct StorageHandle {
     name: String,
-    inner: StorageImpl,
+    backend: Arc<dyn StorageBackend>,
 }
 
 /// A secrets backend, ready for calls. Cheap to clone.
 #[derive(Clone)]
 pub struct SecretsHandle {
     name: String,
-    inner: SecretsImpl,
-}
-
-fn backend_error(name: &str) -> impl Fn(PluginError) -> Error + '_ {
-    move |error| Error::Backend {
-        backend: name.to_owned(),
-        error,
-    }
+    backend: Arc<dyn SecretsBackend>,
 }
 
 fn validate_prefix(prefix: &str) -> Result<(), PluginError> {
     stowage_protocol::validate_text("prefix", prefix, 0, stowage_protocol::MAX_NAME_LEN)
 }
 
-fn builtin_info(name: &str, caps: Vec<Capability>) -> PluginInfo {
-    PluginInfo {
-        name: format!("builtin:{name}"),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        protocol_version: stowage_protocol::PROTOCOL_VERSION,
-        capabilities: caps.iter().map(|c| c.as_str().to_owned()).collect(),
-    }
-}
-
-/// One call to an in-process backend, under the same rules as a plugin call: refused if
-/// the capability is not offered, and a deadline past which the caller gets
-/// `deadline_exceeded` (a filesystem that hangs must not hang the host).
-async fn builtin_call<T>(
-    name: &str,
-    caps: &[Capability],
-    capability: Capability,
-    timeout: Duration,
-    call: impl Future<Output = Result<T, PluginError>>,
-) -> Result<T> {
-    if !caps.contains(&capability) {
-        return Err(Error::Unsupported {
-            backend: name.to_owned(),
-            capability,
-        });
-    }
-    match tokio::time::timeout(timeout, call).await {
-        Ok(answer) => answer.map_err(backend_error(name)),
-        Err(_) => Err(backend_error(name)(PluginError::new(
-            stowage_protocol::ErrorCode::DeadlineExceeded,
-            format!(
-                "{capability} did not finish within {}",
-                humantime::format_duration(timeout)
-            ),
-        ))),
-    }
-}
-
 /// The contract's value limit, checked before anything is sent or written, for every
 /// backend alike.
 fn check_value_len(name: &str, len: usize) -> Result<()> {
     if len > stowage_protocol::MAX_VALUE_LEN {
-        return Err(backend_error(name)(PluginError::invalid_argument(format!(
-            "value is {len} bytes; the limit is {} bytes",
-            stowage_protocol::MAX_VALUE_LEN
-        ))));
+        return Err(Error::backend(
+            name,
+            PluginError::invalid_argument(format!(
+                "value is {len} bytes; the limit is {} bytes",
+                stowage_protocol::MAX_VALUE_LEN
+            )),
+        ));
     }
     Ok(())
 }
 
+fn plugin_backend(
+    command: PluginCommand,
+    role: Role,
+    config_json: String,
+    options: PluginOptions,
+) -> Arc<PluginBackend> {
+    Arc::new(PluginBackend::new(
+        command,
+        role,
+        config_json,
+        options.timeout,
+        options.keep_alive,
+    ))
+}
+
 impl StorageHandle {
+    /// A handle over any backend (a wrapper, a test double).
+    pub fn from_backend(name: &str, backend: Arc<dyn StorageBackend>) -> Self {
+        StorageHandle {
+            name: name.to_owned(),
+            backend,
+        }
+    }
+
     /// A handle over a built-in (or any in-process) storage backend, whose operations
     /// have the default deadline.
     pub fn builtin(name: &str, storage: Arc<dyn Storage>) -> Self {
@@ -110,18 +105,24 @@ impl StorageHandle {
     /// A handle over an in-process storage backend whose operations fail with
     /// `deadline_exceeded` after `timeout`.
     pub fn builtin_with_timeout(name: &str, storage: Arc<dyn Storage>, timeout: Duration) -> Self {
-        StorageHandle {
-            name: name.to_owned(),
-            inner: StorageImpl::Builtin(storage, timeout),
-        }
+        Self::from_backend(name, Arc::new(InProcess::new(name, storage, timeout)))
     }
 
-    /// A handle over a plugin backend.
-    pub fn plugin(name: &str, backend: Arc<PluginBackend>) -> Self {
-        StorageHandle {
-            name: name.to_owned(),
-            inner: StorageImpl::Plugin(backend),
-        }
+    /// A handle over the plugin `command` serving storage with `config_json` (the
+    /// backend's `config` table as JSON).
+    pub fn for_plugin(command: PluginCommand, config_json: String, options: PluginOptions) -> Self {
+        let name = command.backend.clone();
+        let plugin: Arc<dyn StorageBackend> =
+            plugin_backend(command, Role::Storage, config_json, options);
+        let backend: Arc<dyn StorageBackend> = if options.retries > 0 {
+            Arc::new(Retrying::new(
+                plugin,
+                RetryPolicy::new(options.retries, options.timeout),
+            ))
+        } else {
+            plugin
+        };
+        Self::from_backend(&name, backend)
     }
 
     /// The backend's name.
@@ -131,42 +132,18 @@ impl StorageHandle {
 
     /// What serves this backend (for plugins this starts one).
     pub async fn info(&self) -> Result<PluginInfo> {
-        match &self.inner {
-            StorageImpl::Builtin(s, _) => Ok(builtin_info("filesystem", s.capabilities())),
-            StorageImpl::Plugin(p) => p.info().await,
-        }
+        self.backend.info().await
     }
 
-    /// The plugin backend behind this handle, if it is one.
-    pub fn plugin_backend(&self) -> Option<&Arc<PluginBackend>> {
-        match &self.inner {
-            StorageImpl::Plugin(p) => Some(p),
-            StorageImpl::Builtin(..) => None,
-        }
+    /// Stops a kept-alive plugin process, if any (as idle expiry would).
+    pub async fn shutdown(&self) {
+        self.backend.shutdown().await
     }
 
     /// Reads a document.
     pub async fn get(&self, key: &DocumentKey) -> Result<Document> {
-        key.validate().map_err(backend_error(&self.name))?;
-        match &self.inner {
-            StorageImpl::Builtin(s, timeout) => {
-                builtin_call(
-                    &self.name,
-                    &s.capabilities(),
-                    Capability::StorageGet,
-                    *timeout,
-                    s.get(key),
-                )
-                .await
-            }
-            StorageImpl::Plugin(p) => {
-                let key = key.clone();
-                p.call(Capability::StorageGet, |c, ctx| async move {
-                    c.storage_get(ctx, key).await
-                })
-                .await
-            }
-        }
+        key.validate().map_err(|e| Error::backend(&self.name, e))?;
+        self.backend.get(key).await
     }
 
     /// Writes a document if `precondition` holds; returns the new version.
@@ -176,82 +153,29 @@ impl StorageHandle {
         value: impl Into<Bytes>,
         precondition: Precondition,
     ) -> Result<String> {
-        key.validate().map_err(backend_error(&self.name))?;
+        key.validate().map_err(|e| Error::backend(&self.name, e))?;
         let value = value.into();
         check_value_len(&self.name, value.len())?;
-        match &self.inner {
-            StorageImpl::Builtin(s, timeout) => {
-                builtin_call(
-                    &self.name,
-                    &s.capabilities(),
-                    Capability::StoragePut,
-                    *timeout,
-                    s.put(key, value, precondition),
-                )
-                .await
-            }
-            StorageImpl::Plugin(p) => {
-                let key = key.clone();
-                p.call(Capability::StoragePut, |c, ctx| async move {
-                    c.storage_put(ctx, key, value, precondition).await
-                })
-                .await
-            }
-        }
+        self.backend.put(key, value, precondition).await
     }
 
     /// Deletes a document if `precondition` holds.
     pub async fn delete(&self, key: &DocumentKey, precondition: Precondition) -> Result<()> {
-        key.validate().map_err(backend_error(&self.name))?;
+        key.validate().map_err(|e| Error::backend(&self.name, e))?;
         if precondition == Precondition::Absent {
-            return Err(backend_error(&self.name)(PluginError::invalid_argument(
-                "delete cannot require the document to be absent",
-            )));
+            return Err(Error::backend(
+                &self.name,
+                PluginError::invalid_argument("delete cannot require the document to be absent"),
+            ));
         }
-        match &self.inner {
-            StorageImpl::Builtin(s, timeout) => {
-                builtin_call(
-                    &self.name,
-                    &s.capabilities(),
-                    Capability::StorageDelete,
-                    *timeout,
-                    s.delete(key, precondition),
-                )
-                .await
-            }
-            StorageImpl::Plugin(p) => {
-                let key = key.clone();
-                p.call(Capability::StorageDelete, |c, ctx| async move {
-                    c.storage_delete(ctx, key, precondition).await
-                })
-                .await
-            }
-        }
+        self.backend.delete(key, precondition).await
     }
 
     /// One page of a listing.
     pub async fn list(&self, query: &ListQuery) -> Result<ListPage> {
         stowage_protocol::validate_collection(&query.collection)
-            .map_err(backend_error(&self.name))?;
-        match &self.inner {
-            StorageImpl::Builtin(s, timeout) => {
-                builtin_call(
-                    &self.name,
-                    &s.capabilities(),
-                    Capability::StorageList,
-                    *timeout,
-                    s.list(query),
-                )
-                .await
-            }
-            StorageImpl::Plugin(p) => {
-                let query = query.clone();
-                p.call(Capability::StorageList, |c, ctx| async move {
-                    c.storage_list(ctx, query).await
-                })
-                .await
-            }
-        }
+            .map_err(|e| Error::backend(&self.name, e))?;
+        self.backend.list(query).await
     }
 
     /// Every document of a collection and group whose name starts with `prefix`, following
@@ -283,30 +207,20 @@ impl StorageHandle {
     /// How many documents match.
     pub async fn count(&self, query: &CountQuery) -> Result<u64> {
         stowage_protocol::validate_collection(&query.collection)
-            .map_err(backend_error(&self.name))?;
-        match &self.inner {
-            StorageImpl::Builtin(s, timeout) => {
-                builtin_call(
-                    &self.name,
-                    &s.capabilities(),
-                    Capability::StorageCount,
-                    *timeout,
-                    s.count(query),
-                )
-                .await
-            }
-            StorageImpl::Plugin(p) => {
-                let query = query.clone();
-                p.call(Capability::StorageCount, |c, ctx| async move {
-                    c.storage_count(ctx, query).await
-                })
-                .await
-            }
-        }
+            .map_err(|e| Error::backend(&self.name, e))?;
+        self.backend.count(query).await
     }
 }
 
 impl SecretsHandle {
+    /// A handle over any backend (a wrapper, a test double).
+    pub fn from_backend(name: &str, backend: Arc<dyn SecretsBackend>) -> Self {
+        SecretsHandle {
+            name: name.to_owned(),
+            backend,
+        }
+    }
+
     /// A handle over a built-in (or any in-process) secrets backend, whose operations
     /// have the default deadline.
     pub fn builtin(name: &str, secrets: Arc<dyn Secrets>) -> Self {
@@ -316,18 +230,23 @@ impl SecretsHandle {
     /// A handle over an in-process secrets backend whose operations fail with
     /// `deadline_exceeded` after `timeout`.
     pub fn builtin_with_timeout(name: &str, secrets: Arc<dyn Secrets>, timeout: Duration) -> Self {
-        SecretsHandle {
-            name: name.to_owned(),
-            inner: SecretsImpl::Builtin(secrets, timeout),
-        }
+        Self::from_backend(name, Arc::new(InProcess::new(name, secrets, timeout)))
     }
 
-    /// A handle over a plugin backend.
-    pub fn plugin(name: &str, backend: Arc<PluginBackend>) -> Self {
-        SecretsHandle {
-            name: name.to_owned(),
-            inner: SecretsImpl::Plugin(backend),
-        }
+    /// A handle over the plugin `command` serving secrets with `config_json`.
+    pub fn for_plugin(command: PluginCommand, config_json: String, options: PluginOptions) -> Self {
+        let name = command.backend.clone();
+        let plugin: Arc<dyn SecretsBackend> =
+            plugin_backend(command, Role::Secrets, config_json, options);
+        let backend: Arc<dyn SecretsBackend> = if options.retries > 0 {
+            Arc::new(Retrying::new(
+                plugin,
+                RetryPolicy::new(options.retries, options.timeout),
+            ))
+        } else {
+            plugin
+        };
+        Self::from_backend(&name, backend)
     }
 
     /// The backend's name.
@@ -337,52 +256,31 @@ impl SecretsHandle {
 
     /// What serves this backend (for plugins this starts one).
     pub async fn info(&self) -> Result<PluginInfo> {
-        match &self.inner {
-            SecretsImpl::Builtin(s, _) => Ok(builtin_info(&self.name, s.capabilities())),
-            SecretsImpl::Plugin(p) => p.info().await,
-        }
+        self.backend.info().await
     }
 
-    /// The plugin backend behind this handle, if it is one.
-    pub fn plugin_backend(&self) -> Option<&Arc<PluginBackend>> {
-        match &self.inner {
-            SecretsImpl::Plugin(p) => Some(p),
-            SecretsImpl::Builtin(..) => None,
-        }
+    /// Stops a kept-alive plugin process, if any.
+    pub async fn shutdown(&self) {
+        self.backend.shutdown().await
     }
 
     /// Resolves a batch of references in one call; each answer is separate. The outer
     /// error means the call itself failed (plugin crash, deadline).
     pub async fn resolve(&self, refs: &[SecretRef]) -> Result<Vec<Result<SecretBytes>>> {
-        let answers = match &self.inner {
-            SecretsImpl::Builtin(s, timeout) => {
-                builtin_call(
-                    &self.name,
-                    &s.capabilities(),
-                    Capability::SecretsResolve,
-                    *timeout,
-                    async { Ok(s.resolve(refs).await) },
-                )
-                .await?
-            }
-            SecretsImpl::Plugin(p) => {
-                let refs = refs.to_vec();
-                p.call(Capability::SecretsResolve, |c, ctx| async move {
-                    c.secrets_resolve(ctx, refs).await.map(Ok)
-                })
-                .await?
-            }
-        };
+        let answers = self.backend.resolve(refs).await?;
         if answers.len() != refs.len() {
-            return Err(backend_error(&self.name)(PluginError::internal(format!(
-                "asked to resolve {} references, the backend answered {}",
-                refs.len(),
-                answers.len()
-            ))));
+            return Err(Error::backend(
+                &self.name,
+                PluginError::internal(format!(
+                    "asked to resolve {} references, the backend answered {}",
+                    refs.len(),
+                    answers.len()
+                )),
+            ));
         }
         Ok(answers
             .into_iter()
-            .map(|a| a.map_err(backend_error(&self.name)))
+            .map(|a| a.map_err(|e| Error::backend(&self.name, e)))
             .collect())
     }
 
@@ -396,75 +294,21 @@ impl SecretsHandle {
 
     /// Stores a new value; returns its version where the backend has versions.
     pub async fn put(&self, key: &str, value: SecretBytes) -> Result<Option<String>> {
-        stowage_protocol::validate_secret_key(key).map_err(backend_error(&self.name))?;
+        stowage_protocol::validate_secret_key(key).map_err(|e| Error::backend(&self.name, e))?;
         check_value_len(&self.name, value.len())?;
-        match &self.inner {
-            SecretsImpl::Builtin(s, timeout) => {
-                builtin_call(
-                    &self.name,
-                    &s.capabilities(),
-                    Capability::SecretsPut,
-                    *timeout,
-                    s.put(key, value),
-                )
-                .await
-            }
-            SecretsImpl::Plugin(p) => {
-                let key = key.to_owned();
-                p.call(Capability::SecretsPut, |c, ctx| async move {
-                    c.secrets_put(ctx, key, value).await
-                })
-                .await
-            }
-        }
+        self.backend.put(key, value).await
     }
 
     /// Deletes a secret.
     pub async fn delete(&self, key: &str) -> Result<()> {
-        stowage_protocol::validate_secret_key(key).map_err(backend_error(&self.name))?;
-        match &self.inner {
-            SecretsImpl::Builtin(s, timeout) => {
-                builtin_call(
-                    &self.name,
-                    &s.capabilities(),
-                    Capability::SecretsDelete,
-                    *timeout,
-                    s.delete(key),
-                )
-                .await
-            }
-            SecretsImpl::Plugin(p) => {
-                let key = key.to_owned();
-                p.call(Capability::SecretsDelete, |c, ctx| async move {
-                    c.secrets_delete(ctx, key).await
-                })
-                .await
-            }
-        }
+        stowage_protocol::validate_secret_key(key).map_err(|e| Error::backend(&self.name, e))?;
+        self.backend.delete(key).await
     }
 
     /// One page of keys.
     pub async fn list(&self, query: &SecretListQuery) -> Result<SecretPage> {
-        validate_prefix(&query.prefix).map_err(backend_error(&self.name))?;
-        match &self.inner {
-            SecretsImpl::Builtin(s, timeout) => {
-                builtin_call(
-                    &self.name,
-                    &s.capabilities(),
-                    Capability::SecretsList,
-                    *timeout,
-                    s.list(query),
-                )
-                .await
-            }
-            SecretsImpl::Plugin(p) => {
-                let query = query.clone();
-                p.call(Capability::SecretsList, |c, ctx| async move {
-                    c.secrets_list(ctx, query).await
-                })
-                .await
-            }
-        }
+        validate_prefix(&query.prefix).map_err(|e| Error::backend(&self.name, e))?;
+        self.backend.list(query).await
     }
 
     /// Every key starting with `prefix`, following pages.

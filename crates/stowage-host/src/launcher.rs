@@ -5,10 +5,15 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use stowage_protocol::{Capability, ConfigureRequest, PluginError, PluginInfo, Role};
+use stowage_protocol::{
+    Bytes, Capability, ConfigureRequest, CountQuery, Document, DocumentKey, ListPage, ListQuery,
+    PluginError, PluginInfo, Precondition, Role, SecretBytes, SecretListQuery, SecretPage,
+    SecretRef,
+};
 use tarpc::client::RpcError;
 use tarpc::context::Context;
 
+use crate::backend::{SecretsBackend, StorageBackend};
 use crate::client::HostClient;
 use crate::error::{Error, Result};
 use crate::process::{PluginCommand, PluginProcess};
@@ -60,11 +65,6 @@ impl PluginBackend {
         &self.command.backend
     }
 
-    /// The per-operation deadline.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     async fn start_process(&self) -> Result<PluginProcess> {
         let configure = ConfigureRequest {
             backend: self.command.backend.clone(),
@@ -79,12 +79,6 @@ impl PluginBackend {
     pub async fn info(&self) -> Result<PluginInfo> {
         self.with_process(None, |p| async move { Ok(p.info().clone()) })
             .await
-    }
-
-    /// The pid of the kept-alive process, if one is running.
-    pub async fn kept_pid(&self) -> Option<u32> {
-        let kept = self.keep_alive.as_ref()?;
-        kept.slot.lock().await.as_ref().map(|p| p.pid())
     }
 
     /// Performs one call for `capability`, refusing it if the plugin did not declare it.
@@ -200,4 +194,92 @@ pub async fn describe(
     let answer = (process.info().clone(), process.handshake());
     process.shutdown().await;
     Ok(answer)
+}
+
+#[async_trait::async_trait]
+impl StorageBackend for PluginBackend {
+    async fn info(&self) -> Result<PluginInfo> {
+        PluginBackend::info(self).await
+    }
+    async fn get(&self, key: &DocumentKey) -> Result<Document> {
+        let key = key.clone();
+        self.call(Capability::StorageGet, |c, ctx| async move {
+            c.storage_get(ctx, key).await
+        })
+        .await
+    }
+    async fn put(
+        &self,
+        key: &DocumentKey,
+        value: Bytes,
+        precondition: Precondition,
+    ) -> Result<String> {
+        let key = key.clone();
+        self.call(Capability::StoragePut, |c, ctx| async move {
+            c.storage_put(ctx, key, value, precondition).await
+        })
+        .await
+    }
+    async fn delete(&self, key: &DocumentKey, precondition: Precondition) -> Result<()> {
+        let key = key.clone();
+        self.call(Capability::StorageDelete, |c, ctx| async move {
+            c.storage_delete(ctx, key, precondition).await
+        })
+        .await
+    }
+    async fn list(&self, query: &ListQuery) -> Result<ListPage> {
+        let query = query.clone();
+        self.call(Capability::StorageList, |c, ctx| async move {
+            c.storage_list(ctx, query).await
+        })
+        .await
+    }
+    async fn count(&self, query: &CountQuery) -> Result<u64> {
+        let query = query.clone();
+        self.call(Capability::StorageCount, |c, ctx| async move {
+            c.storage_count(ctx, query).await
+        })
+        .await
+    }
+    async fn shutdown(&self) {
+        PluginBackend::shutdown(self).await
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretsBackend for PluginBackend {
+    async fn info(&self) -> Result<PluginInfo> {
+        PluginBackend::info(self).await
+    }
+    async fn resolve(&self, refs: &[SecretRef]) -> Result<Vec<Result<SecretBytes, PluginError>>> {
+        let refs = refs.to_vec();
+        self.call(Capability::SecretsResolve, |c, ctx| async move {
+            c.secrets_resolve(ctx, refs).await.map(Ok)
+        })
+        .await
+    }
+    async fn put(&self, key: &str, value: SecretBytes) -> Result<Option<String>> {
+        let key = key.to_owned();
+        self.call(Capability::SecretsPut, |c, ctx| async move {
+            c.secrets_put(ctx, key, value).await
+        })
+        .await
+    }
+    async fn delete(&self, key: &str) -> Result<()> {
+        let key = key.to_owned();
+        self.call(Capability::SecretsDelete, |c, ctx| async move {
+            c.secrets_delete(ctx, key).await
+        })
+        .await
+    }
+    async fn list(&self, query: &SecretListQuery) -> Result<SecretPage> {
+        let query = query.clone();
+        self.call(Capability::SecretsList, |c, ctx| async move {
+            c.secrets_list(ctx, query).await
+        })
+        .await
+    }
+    async fn shutdown(&self) {
+        PluginBackend::shutdown(self).await
+    }
 }

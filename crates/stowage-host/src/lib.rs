@@ -23,33 +23,33 @@
 //! successive operations. Every call has a deadline, past which the plugin's process group
 //! is killed.
 
+mod backend;
 pub mod builtin;
-pub mod client;
+mod client;
 pub mod config;
-pub mod conformance;
 pub mod discovery;
 mod error;
 pub mod groups;
 mod handle;
 mod integrity;
-pub mod launcher;
+mod launcher;
 pub mod limits;
-pub mod process;
+mod process;
 pub mod redact;
-pub mod stderr;
+pub mod retry;
+mod stderr;
 mod transport;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+pub use backend::{InProcess, SecretsBackend, StorageBackend};
 pub use config::{BackendKind, BackendSpec, BuiltinKind, Config, ConfigSource};
 pub use error::{ConfigError, Error, Result};
-pub use handle::{SecretsHandle, StorageHandle};
+pub use handle::{PluginOptions, SecretsHandle, StorageHandle};
+pub use process::{EXIT_GRACE, PluginCommand};
 pub use stowage_protocol as protocol;
 use stowage_protocol::Role;
-
-use crate::launcher::PluginBackend;
-use crate::process::PluginCommand;
 
 /// The runtime: a loaded config and the backends opened from it.
 ///
@@ -97,7 +97,10 @@ impl Stowage {
                     spec.timeout,
                 )
             }
-            _ => StorageHandle::plugin(&spec.name, Arc::new(self.plugin_backend(spec)?)),
+            _ => {
+                let (command, config_json, options) = self.plugin_launch(spec)?;
+                StorageHandle::for_plugin(command, config_json, options)
+            }
         };
         cache.insert(spec.name.clone(), handle.clone());
         Ok(handle)
@@ -124,7 +127,10 @@ impl Stowage {
                     spec.timeout,
                 )
             }
-            _ => SecretsHandle::plugin(&spec.name, Arc::new(self.plugin_backend(spec)?)),
+            _ => {
+                let (command, config_json, options) = self.plugin_launch(spec)?;
+                SecretsHandle::for_plugin(command, config_json, options)
+            }
         };
         cache.insert(spec.name.clone(), handle.clone());
         Ok(handle)
@@ -139,7 +145,8 @@ impl Stowage {
         }
     }
 
-    fn plugin_backend(&self, spec: &BackendSpec) -> Result<PluginBackend> {
+    /// What runs a plugin backend, and its config as JSON.
+    fn plugin_launch(&self, spec: &BackendSpec) -> Result<(PluginCommand, String, PluginOptions)> {
         let program = discovery::program_for(&self.config, spec)?;
         let config_json = serde_json::to_string(&spec.settings.0).map_err(|e| {
             Error::config(format!(
@@ -147,38 +154,52 @@ impl Stowage {
                 spec.name
             ))
         })?;
-        Ok(PluginBackend::new(
+        Ok((
             PluginCommand {
                 backend: spec.name.clone(),
                 program,
                 args: spec.args.clone(),
                 env: spec.env.clone(),
             },
-            spec.role,
             config_json,
-            spec.timeout,
-            spec.keep_alive,
+            PluginOptions {
+                timeout: spec.timeout,
+                keep_alive: spec.keep_alive,
+                retries: spec.retries,
+            },
         ))
     }
 
     /// Closes every kept-alive plugin process (as idle expiry would) and waits for them.
     pub async fn shutdown(&self) {
-        let storage: Vec<_> = self
+        let storage: Vec<StorageHandle> = self
             .storage
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .filter_map(|h| h.plugin_backend().cloned())
+            .cloned()
             .collect();
-        let secrets: Vec<_> = self
+        let secrets: Vec<SecretsHandle> = self
             .secrets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .filter_map(|h| h.plugin_backend().cloned())
+            .cloned()
             .collect();
-        for backend in storage.into_iter().chain(secrets) {
-            backend.shutdown().await;
+        for handle in storage {
+            handle.shutdown().await;
+        }
+        for handle in secrets {
+            handle.shutdown().await;
         }
     }
+}
+
+/// Starts the plugin `command`, asks it to `describe` itself (no config needed), and
+/// stops it: what `stowage plugins list` shows for each binary.
+pub async fn describe_plugin(
+    command: &PluginCommand,
+    timeout: std::time::Duration,
+) -> Result<(protocol::PluginInfo, protocol::handshake::Handshake)> {
+    launcher::describe(command, timeout).await
 }

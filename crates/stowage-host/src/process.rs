@@ -12,7 +12,7 @@ use stowage_protocol::handshake::{self, Handshake};
 use stowage_protocol::{Capability, ConfigureRequest, PluginError, PluginInfo, codec};
 use tarpc::client::RpcError;
 use tarpc::context::Context;
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
+use tokio::io::BufReader;
 use tokio::process::{Child, Command};
 
 use crate::client::HostClient;
@@ -21,8 +21,7 @@ use crate::groups::{self, GroupGuard, kill_group};
 use crate::stderr::StderrLog;
 use crate::transport::{CheckedTransport, StreamError};
 
-/// How long a plugin may take to exit after its stdin closes before it is killed.
-pub const EXIT_GRACE: Duration = Duration::from_secs(2);
+pub use stowage_protocol::EXIT_GRACE;
 /// How long to wait for the last stderr lines of a dead plugin.
 const STDERR_DRAIN: Duration = Duration::from_millis(300);
 
@@ -110,7 +109,9 @@ impl PluginProcess {
         tracing::debug!(backend = %command.backend, pid, program = %program, "plugin started");
 
         let mut stdout = BufReader::new(stdout);
-        let line = match tokio::time::timeout(deadline, read_handshake_line(&mut stdout)).await {
+        let line = match tokio::time::timeout(deadline, handshake::read_handshake_line(&mut stdout))
+            .await
+        {
             Ok(Ok(line)) => line,
             Ok(Err(e)) => {
                 return Err(fail_start(
@@ -397,18 +398,6 @@ impl Drop for PluginProcess {
             kill_group(self.pid);
         }
     }
-}
-
-/// Reads the handshake line: up to the first newline, at most `MAX_HANDSHAKE_LEN` bytes.
-pub(crate) async fn read_handshake_line<R: tokio::io::AsyncBufRead + Unpin>(
-    reader: &mut R,
-) -> std::io::Result<Vec<u8>> {
-    let mut line = Vec::new();
-    (&mut *reader)
-        .take(handshake::MAX_HANDSHAKE_LEN as u64)
-        .read_until(b'\n', &mut line)
-        .await?;
-    Ok(line)
 }
 
 async fn fail_start(

@@ -112,6 +112,21 @@ pub fn negotiate(offered: &[u32], supported: &[u32]) -> Option<u32> {
         .max()
 }
 
+/// Reads the handshake line as a host does: up to and including the first newline, at
+/// most [`MAX_HANDSHAKE_LEN`] bytes (a line that does not end within them is malformed).
+/// Empty at EOF.
+pub async fn read_handshake_line<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
+    let mut line = Vec::new();
+    (&mut *reader)
+        .take(MAX_HANDSHAKE_LEN as u64)
+        .read_until(b'\n', &mut line)
+        .await?;
+    Ok(line)
+}
+
 impl fmt::Display for Handshake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{HANDSHAKE_PREFIX} {} {}", self.version, self.codec)

@@ -34,3 +34,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Every protocol version this crate can speak, oldest first.
 pub const SUPPORTED_VERSIONS: &[u32] = &[1];
+
+/// How long a plugin has to exit after its stdin closes before the host kills its process
+/// group.
+pub const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);

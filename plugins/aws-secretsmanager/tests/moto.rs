@@ -6,18 +6,15 @@
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::Tag;
 use serde_json::json;
-use stowage_host::SecretsHandle;
-use stowage_host::conformance::{CaseResult, Outcome};
-use stowage_host::launcher::PluginBackend;
-use stowage_host::process::PluginCommand;
+use stowage_conformance::{CaseResult, Outcome};
 use stowage_host::protocol::{ErrorCode, Role, SecretBytes, SecretListQuery, SecretRef};
+use stowage_host::{PluginCommand, PluginOptions, SecretsHandle};
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_stowage-plugin-aws-secretsmanager");
 
@@ -66,14 +63,13 @@ fn command(env: BTreeMap<String, String>) -> PluginCommand {
 
 /// A kept-alive plugin process behind a host handle, with `config` and `env`.
 fn handle_with_env(config: serde_json::Value, env: BTreeMap<String, String>) -> SecretsHandle {
-    let backend = Arc::new(PluginBackend::new(
-        command(env),
-        Role::Secrets,
-        config.to_string(),
-        Duration::from_secs(60),
-        Some(Duration::from_secs(60)),
-    ));
-    SecretsHandle::plugin("aws", backend)
+    // No host-side retries: these tests look at what the plugin itself answers.
+    let options = PluginOptions {
+        timeout: Duration::from_secs(60),
+        keep_alive: Some(Duration::from_secs(60)),
+        retries: 0,
+    };
+    SecretsHandle::for_plugin(command(env), config.to_string(), options)
 }
 
 /// `extra` merged into a moto config with `prefix`.
@@ -193,7 +189,7 @@ async fn versions_by_stage_and_by_id() {
         .map(|a| a.unwrap().expose().to_vec())
         .collect();
     assert_eq!(values, [b"two".to_vec(), b"one".to_vec(), b"o".to_vec()]);
-    s.plugin_backend().unwrap().shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -254,7 +250,7 @@ async fn json_properties() {
     assert_eq!(e.code(), ErrorCode::InvalidArgument);
     let e = s.delete("db#username").await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidArgument);
-    s.plugin_backend().unwrap().shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -285,7 +281,7 @@ async fn binary_and_text_are_stored_as_aws_expects() {
         .await
         .unwrap();
     assert_eq!(raw.secret_string.as_deref(), Some("grüße"));
-    s.plugin_backend().unwrap().shutdown().await;
+    s.shutdown().await;
 
     // write-as = "binary": UTF-8 text is stored as SecretBinary too.
     let s = handle(&prefix, json!({"write-as": "binary"}));
@@ -298,7 +294,7 @@ async fn binary_and_text_are_stored_as_aws_expects() {
         .unwrap();
     assert_eq!(raw.secret_binary.unwrap().into_inner(), b"text");
     assert_eq!(get(&s, SecretRef::new("forced")).await.unwrap(), b"text");
-    s.plugin_backend().unwrap().shutdown().await;
+    s.shutdown().await;
 
     // write-as = "string": bytes that are not UTF-8 are refused.
     let s = handle(&prefix, json!({"write-as": "string"}));
@@ -313,7 +309,7 @@ async fn binary_and_text_are_stored_as_aws_expects() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidArgument);
-    s.plugin_backend().unwrap().shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -365,7 +361,7 @@ async fn secrets_not_created_by_stowage_are_not_overwritten_or_deleted() {
             ("team", "platform")
         ])
     );
-    s.plugin_backend().unwrap().shutdown().await;
+    s.shutdown().await;
 
     // allow-unmanaged lifts the refusal.
     let s = handle(
@@ -379,7 +375,7 @@ async fn secrets_not_created_by_stowage_are_not_overwritten_or_deleted() {
         code_of(&s, SecretRef::new("foreign")).await,
         ErrorCode::NotFound
     );
-    s.plugin_backend().unwrap().shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -462,7 +458,7 @@ async fn listing_and_batches_span_more_than_one_aws_page() {
             ),
         }
     }
-    s.plugin_backend().unwrap().shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -490,7 +486,7 @@ async fn delete_recovery_window_restore_and_force() {
         s.delete("never").await.unwrap_err().code(),
         ErrorCode::NotFound
     );
-    s.plugin_backend().unwrap().shutdown().await;
+    s.shutdown().await;
 
     let s = handle(&prefix, json!({"force-delete": true}));
     s.delete("a").await.unwrap();
@@ -505,7 +501,7 @@ async fn delete_recovery_window_restore_and_force() {
             .is_some_and(|e| e.is_resource_not_found_exception()),
         "{e:?}"
     );
-    s.plugin_backend().unwrap().shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -523,7 +519,7 @@ async fn invalid_keys_are_invalid_argument_without_a_call() {
             "{key}"
         );
     }
-    s.plugin_backend().unwrap().shutdown().await;
+    s.shutdown().await;
 }
 
 fn closed_port() -> u16 {
@@ -552,7 +548,7 @@ async fn an_unreachable_endpoint_is_unavailable_within_seconds() {
         s.put("x", SecretBytes::from("v")).await.unwrap_err().code(),
         ErrorCode::Unavailable
     );
-    s.plugin_backend().unwrap().shutdown().await;
+    s.shutdown().await;
 
     // A server that accepts connections and never answers: bounded by attempt-timeout ×
     // max-attempts, not by the SDK's defaults.
@@ -572,7 +568,7 @@ async fn an_unreachable_endpoint_is_unavailable_within_seconds() {
     assert_eq!(e.code(), ErrorCode::Unavailable, "{e}");
     eprintln!("no answer: unavailable after {took:?}: {e}");
     assert!(took < Duration::from_secs(6), "took {took:?}");
-    s.plugin_backend().unwrap().shutdown().await;
+    s.shutdown().await;
     drop(black_hole);
 }
 
@@ -586,7 +582,7 @@ async fn missing_credentials_are_unauthenticated() {
     let e = get(&s, SecretRef::new("x")).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::Unauthenticated, "{e}");
     assert!(start.elapsed() < Duration::from_secs(10));
-    s.plugin_backend().unwrap().shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -605,7 +601,7 @@ async fn configure_is_cheap_and_bad_config_is_rejected() {
     let e = get(&s, SecretRef::new("x")).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
     assert!(e.to_string().contains("region"), "{e}");
-    s.plugin_backend().unwrap().shutdown().await;
+    s.shutdown().await;
 
     let s = handle_with_env(json!({"regoin": "us-east-1"}), moto_env());
     let e = s.info().await.unwrap_err();
@@ -672,7 +668,7 @@ async fn assume_role_through_sts() {
     );
     put(&s, "via-role", b"ok").await;
     assert_eq!(get(&s, SecretRef::new("via-role")).await.unwrap(), b"ok");
-    s.plugin_backend().unwrap().shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -693,5 +689,5 @@ async fn an_unreachable_sts_is_unavailable_not_unauthenticated() {
     let e = get(&s, SecretRef::new("x")).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::Unavailable, "{e}");
     assert!(start.elapsed() < Duration::from_secs(10));
-    s.plugin_backend().unwrap().shutdown().await;
+    s.shutdown().await;
 }

@@ -96,7 +96,7 @@ async fn the_conformance_kit_passes_against_the_stand_in() {
     assert!(
         results
             .iter()
-            .all(|r| r.outcome == stowage_host::conformance::Outcome::Pass),
+            .all(|r| r.outcome == stowage_conformance::Outcome::Pass),
         "every case applies: {results:?}"
     );
     let st = kv.state.lock().unwrap();

@@ -1,23 +1,77 @@
 //! `stowage plugins test`: the conformance kit from the command line.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use stowage_host::conformance::{self, CaseResult, Outcome};
-use stowage_host::launcher::{self, PluginBackend};
-use stowage_host::process::PluginCommand;
+use stowage_conformance::{CaseResult, Outcome, Target};
 use stowage_host::protocol::Role;
 use stowage_host::{
-    BackendKind, BackendSpec, BuiltinKind, SecretsHandle, StorageHandle, Stowage, discovery,
+    BackendKind, BackendSpec, BuiltinKind, Error, PluginCommand, Stowage, discovery,
 };
 
 use super::CmdResult;
 use crate::output::{self, Output};
 
-/// One kept-alive process serves all data cases, so in-memory plugins can pass.
-const KEEP_ALIVE: Duration = Duration::from_secs(60);
-const TIMEOUT: Duration = Duration::from_secs(30);
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The plugin config given on the command line: a JSON file, then `key=value` overrides.
+#[derive(clap::Args, Debug, Default)]
+pub struct PluginConfigArgs {
+    /// The plugin's config as a JSON object (what `[storage.NAME.config]` holds).
+    #[arg(long, value_name = "FILE.json")]
+    plugin_config: Option<PathBuf>,
+    /// One config key (repeatable); the value is JSON if it parses as JSON, else a string.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+impl PluginConfigArgs {
+    fn given(&self) -> bool {
+        self.plugin_config.is_some() || !self.sets.is_empty()
+    }
+
+    /// The config as JSON, starting from `base` (a configured backend's own config).
+    fn apply(&self, base: serde_json::Value) -> Result<String, Error> {
+        let mut config = base;
+        if let Some(path) = &self.plugin_config {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+                context: format!("cannot read {}", path.display()),
+                source,
+            })?;
+            config = serde_json::from_str(&text).map_err(|e| {
+                Error::Config(stowage_host::ConfigError {
+                    path: Some(path.clone()),
+                    line: Some(e.line()),
+                    key: None,
+                    message: format!("not a JSON object: {e}"),
+                })
+            })?;
+        }
+        let object = config.as_object_mut().ok_or_else(|| {
+            Error::Config(stowage_host::ConfigError {
+                path: self.plugin_config.clone(),
+                line: None,
+                key: None,
+                message: "the plugin config must be a JSON object".into(),
+            })
+        })?;
+        for set in &self.sets {
+            let Some((key, value)) = set.split_once('=') else {
+                return Err(Error::Config(stowage_host::ConfigError {
+                    path: None,
+                    line: None,
+                    key: Some(set.clone()),
+                    message: "--set takes KEY=VALUE".into(),
+                }));
+            };
+            let value = serde_json::from_str(value)
+                .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+            object.insert(key.to_owned(), value);
+        }
+        Ok(config.to_string())
+    }
+}
 
 /// What is under test for one role.
 struct RoleTarget {
@@ -26,11 +80,17 @@ struct RoleTarget {
     spec: Option<BackendSpec>,
 }
 
-fn config_json(spec: &BackendSpec) -> String {
-    serde_json::to_string(&spec.settings.0).unwrap_or_else(|_| "{}".into())
+fn settings_json(spec: &BackendSpec) -> serde_json::Value {
+    serde_json::to_value(&spec.settings.0).unwrap_or_else(|_| serde_json::json!({}))
 }
 
-pub async fn run(target: String, only: Option<Role>, stowage: &Stowage, out: Output) -> CmdResult {
+pub async fn run(
+    target: String,
+    only: Option<Role>,
+    config_args: PluginConfigArgs,
+    stowage: &Stowage,
+    out: Output,
+) -> CmdResult {
     let config = stowage.config();
     let by_name: Vec<&BackendSpec> = config
         .storage
@@ -40,7 +100,6 @@ pub async fn run(target: String, only: Option<Role>, stowage: &Stowage, out: Out
         .filter(|s| only.is_none_or(|r| r == s.role))
         .collect();
 
-    let mut results: Vec<CaseResult> = Vec::new();
     let mut program: Option<PluginCommand> = None;
     let mut roles: Vec<RoleTarget> = Vec::new();
 
@@ -57,13 +116,13 @@ pub async fn run(target: String, only: Option<Role>, stowage: &Stowage, out: Out
             }
             roles.push(RoleTarget {
                 role: spec.role,
-                config_json: config_json(spec),
+                config_json: config_args.apply(settings_json(spec))?,
                 spec: Some(spec.clone()),
             });
         }
     } else {
-        // A plugin by name or path: roles from what it declares; config from a backend
-        // that uses it, if the config has one, else empty.
+        // A plugin by name or path: roles from what it declares; config from the command
+        // line, else from a backend that uses it, else empty.
         let (name, path) = discovery::locate_plugin(config, &target)?;
         let command = PluginCommand {
             backend: format!("plugin:{name}"),
@@ -71,9 +130,9 @@ pub async fn run(target: String, only: Option<Role>, stowage: &Stowage, out: Out
             args: Vec::new(),
             env: Default::default(),
         };
-        let (info, _) = launcher::describe(&command, TIMEOUT).await?;
-        let caps = conformance::parse_capabilities(&info.capabilities);
-        for role in conformance::roles_of(&caps) {
+        let (info, _) = stowage_host::describe_plugin(&command, DESCRIBE_TIMEOUT).await?;
+        let caps = stowage_conformance::parse_capabilities(&info.capabilities);
+        for role in stowage_conformance::roles_of(&caps) {
             if only.is_some_and(|r| r != role) {
                 continue;
             }
@@ -86,73 +145,56 @@ pub async fn run(target: String, only: Option<Role>, stowage: &Stowage, out: Out
                         && (s.kind == BackendKind::Plugin(name.clone())
                             || s.kind == BackendKind::Path(path.clone()))
                 });
+            let base = match (&spec, config_args.given()) {
+                (Some(spec), false) => settings_json(spec),
+                _ => serde_json::json!({}),
+            };
             roles.push(RoleTarget {
                 role,
-                config_json: spec.map(config_json).unwrap_or_else(|| "{}".into()),
+                config_json: config_args.apply(base)?,
                 spec: spec.cloned(),
             });
         }
         program = Some(command);
     }
 
-    if let (Some(command), Some(first)) = (&program, roles.first()) {
-        results
-            .extend(conformance::run_process_cases(command, first.role, &first.config_json).await);
-    }
-
+    let mut results: Vec<CaseResult> = Vec::new();
     for target_role in &roles {
         let builtin = target_role.spec.as_ref().and_then(|s| match s.kind {
             BackendKind::Builtin(b) => Some(b),
             _ => None,
         });
-        match target_role.role {
-            Role::Storage => {
-                let handle = match (builtin, &program) {
-                    (Some(_), _) => {
-                        stowage.storage(target_role.spec.as_ref().map(|s| s.name.as_str()))?
-                    }
-                    (None, Some(command)) => StorageHandle::plugin(
-                        &command.backend,
-                        Arc::new(PluginBackend::new(
-                            command.clone(),
-                            Role::Storage,
-                            target_role.config_json.clone(),
-                            TIMEOUT,
-                            Some(KEEP_ALIVE),
-                        )),
-                    ),
-                    (None, None) => continue,
-                };
-                let caps = conformance::parse_capabilities(&handle.info().await?.capabilities);
-                results.extend(conformance::run_storage_cases(&handle, &caps).await);
-                if let Some(p) = handle.plugin_backend() {
-                    p.shutdown().await;
-                }
-            }
-            Role::Secrets => {
-                let handle = match (builtin, &program) {
-                    (Some(_), _) => {
-                        stowage.secrets(target_role.spec.as_ref().map(|s| s.name.as_str()))?
-                    }
-                    (None, Some(command)) => SecretsHandle::plugin(
-                        &command.backend,
-                        Arc::new(PluginBackend::new(
-                            command.clone(),
-                            Role::Secrets,
-                            target_role.config_json.clone(),
-                            TIMEOUT,
-                            Some(KEEP_ALIVE),
-                        )),
-                    ),
-                    (None, None) => continue,
-                };
-                let caps = conformance::parse_capabilities(&handle.info().await?.capabilities);
-                let missing = (builtin == Some(BuiltinKind::HostSecrets))
-                    .then_some("env:STOWAGE_CONFORMANCE_SURELY_UNSET");
-                results.extend(conformance::run_secrets_cases(&handle, &caps, missing).await);
-                if let Some(p) = handle.plugin_backend() {
-                    p.shutdown().await;
-                }
+        let spec_name = target_role.spec.as_ref().map(|s| s.name.as_str());
+        let kit_target = match (builtin, &program, target_role.role) {
+            (Some(_), _, Role::Storage) => Target::Storage(stowage.storage(spec_name)?),
+            (Some(b), _, Role::Secrets) => Target::Secrets(
+                stowage.secrets(spec_name)?,
+                (b == BuiltinKind::HostSecrets)
+                    .then(|| "env:STOWAGE_CONFORMANCE_SURELY_UNSET".to_owned()),
+            ),
+            (None, Some(command), _) => Target::Plugin(command.clone()),
+            (None, None, _) => continue,
+        };
+        let cases =
+            stowage_conformance::run(&kit_target, target_role.role, &target_role.config_json).await;
+        let configure = stowage_conformance::configure_case(target_role.role);
+        if !config_args.given()
+            && program.is_some()
+            && cases.iter().any(|c| {
+                c.name == configure
+                    && matches!(&c.outcome, Outcome::Fail(why) if why.contains("invalid_argument"))
+            })
+        {
+            eprintln!(
+                "hint: the plugin refused an empty config; pass its config with \
+                 --plugin-config FILE.json or --set KEY=VALUE, or test a configured backend by \
+                 its name"
+            );
+        }
+        // A plugin serving both roles gets its process cases twice: report them once.
+        for case in cases {
+            if !results.iter().any(|r| r.name == case.name) {
+                results.push(case);
             }
         }
     }
@@ -165,10 +207,7 @@ pub async fn run(target: String, only: Option<Role>, stowage: &Stowage, out: Out
 }
 
 fn report(target: &str, results: &[CaseResult], out: Output) {
-    let passed = results
-        .iter()
-        .filter(|r| r.outcome == Outcome::Pass)
-        .count();
+    let passed = stowage_conformance::passed(results);
     let failed = results.iter().filter(|r| r.failed()).count();
     let skipped = results.len() - passed - failed;
     match out {

@@ -5,9 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
-use stowage_host::process::PluginCommand;
 use stowage_host::protocol::Role;
-use stowage_host::{BackendKind, Error, Stowage, discovery, launcher};
+use stowage_host::{BackendKind, Error, PluginCommand, Stowage, discovery};
 
 use super::CmdResult;
 use crate::output::{self, Output};
@@ -19,9 +18,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum PluginsCommand {
     /// Find every stowage-plugin-* binary and ask each what it is.
     List,
-    /// Describe one plugin, by name (`blob`) or path.
+    /// Describe one plugin, by configured backend name, plugin name (`blob`) or path.
     Show {
-        /// A plugin name or a path to a plugin binary.
+        /// A backend name from the config, a plugin name, or a path to a plugin binary.
         plugin: String,
     },
     /// Run the conformance kit against a plugin (name or path) or a configured backend.
@@ -34,6 +33,8 @@ pub enum PluginsCommand {
         /// Test only one interface.
         #[arg(long, value_parser = parse_role)]
         only: Option<Role>,
+        #[command(flatten)]
+        config: super::conformance::PluginConfigArgs,
     },
 }
 
@@ -58,7 +59,7 @@ async fn probe(name: &str, path: &Path) -> Row {
         args: Vec::new(),
         env: Default::default(),
     };
-    let outcome = launcher::describe(&command, PROBE_TIMEOUT)
+    let outcome = stowage_host::describe_plugin(&command, PROBE_TIMEOUT)
         .await
         .map(|(info, handshake)| (info, handshake.codec.to_string()));
     Row {
@@ -85,8 +86,12 @@ fn row_json(row: &Row) -> serde_json::Value {
 pub async fn run(cmd: PluginsCommand, stowage: &Stowage, out: Output) -> CmdResult {
     let config = stowage.config();
     match cmd {
-        PluginsCommand::Test { target, only } => {
-            return super::conformance::run(target, only, stowage, out).await;
+        PluginsCommand::Test {
+            target,
+            only,
+            config: config_args,
+        } => {
+            return super::conformance::run(target, only, config_args, stowage, out).await;
         }
         PluginsCommand::List => {
             let installed = discovery::installed_plugins(config);
@@ -169,7 +174,26 @@ pub async fn run(cmd: PluginsCommand, stowage: &Stowage, out: Output) -> CmdResu
             }
         }
         PluginsCommand::Show { plugin } => {
-            let (name, path) = discovery::locate_plugin(config, &plugin)?;
+            // A configured backend's plugin first, as `plugins test` does.
+            let configured = config
+                .storage
+                .get(&plugin)
+                .or_else(|| config.secrets.get(&plugin))
+                .filter(|s| !matches!(s.kind, BackendKind::Builtin(_)));
+            let (name, path) = match configured {
+                Some(spec) => {
+                    let path = discovery::program_for(config, spec)?;
+                    let name = match &spec.kind {
+                        BackendKind::Plugin(p) => p.clone(),
+                        _ => path
+                            .file_name()
+                            .map(|f| f.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    };
+                    (name, path)
+                }
+                None => discovery::locate_plugin(config, &plugin)?,
+            };
             let row = probe(&name, &path).await;
             let used_by: Vec<String> = config
                 .storage

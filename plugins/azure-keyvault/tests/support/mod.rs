@@ -6,7 +6,7 @@ pub mod standin;
 
 use std::collections::BTreeMap;
 
-use stowage_host::conformance::CaseResult;
+use stowage_conformance::CaseResult;
 use stowage_host::protocol::Role;
 
 pub const PLUGIN: &str = env!("CARGO_BIN_EXE_stowage-plugin-azure-keyvault");

@@ -2,9 +2,9 @@
 
 use stowage_protocol::{Capability, ErrorCode, SecretBytes, SecretRef};
 
-use super::{CaseResult, Report, run_id};
-use crate::ensure;
-use crate::handle::SecretsHandle;
+use stowage_host::SecretsHandle;
+
+use crate::{CaseResult, Report, ensure, run_id};
 
 use Capability::{
     SecretsDelete as Delete, SecretsList as List, SecretsPut as Put, SecretsResolve as Resolve,

@@ -6,15 +6,16 @@ use std::time::{Duration, Instant};
 use stowage_protocol::handshake::{self, Handshake};
 use stowage_protocol::service::{StowagePluginRequest as Req, StowagePluginResponse as Resp};
 use stowage_protocol::{
-    Capability, Codec, ConfigureRequest, DocumentKey, ErrorCode, MAX_FRAME_LEN, Role, SecretRef,
+    Capability, Codec, ConfigureRequest, DocumentKey, ErrorCode, MAX_FRAME_LEN, PluginError, Role,
+    SecretRef,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use super::{CaseResult, Report, parse_capabilities};
-use crate::ensure;
-use crate::error::Error;
-use crate::process::{EXIT_GRACE, PluginCommand, PluginProcess};
+use stowage_host::PluginCommand;
+use stowage_protocol::EXIT_GRACE;
+
+use crate::{CaseResult, Report, ensure, parse_capabilities};
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -37,7 +38,7 @@ fn spawn(command: &PluginCommand, cookie: bool, versions: &str) -> Result<Child,
 }
 
 async fn read_line(stdout: &mut BufReader<ChildStdout>) -> Result<String, String> {
-    let line = tokio::time::timeout(PATIENCE, crate::process::read_handshake_line(stdout))
+    let line = tokio::time::timeout(PATIENCE, handshake::read_handshake_line(stdout))
         .await
         .map_err(|_| format!("no handshake within {PATIENCE:?}"))?
         .map_err(|e| e.to_string())?;
@@ -232,7 +233,7 @@ pub async fn run_process_cases(
     .await;
 
     r.case("protocol.describe", &all, &[], || async {
-        let (info, _) = crate::launcher::describe(command, PATIENCE)
+        let (info, _) = stowage_host::describe_plugin(command, PATIENCE)
             .await
             .map_err(|e| e.to_string())?;
         ensure!(!info.name.is_empty(), "describe returned an empty name");
@@ -263,27 +264,39 @@ pub async fn run_process_cases(
                 config_json: config_json.to_owned(),
                 host: concat!("stowage-conformance/", env!("CARGO_PKG_VERSION")).into(),
             };
-            let p = PluginProcess::start(command, Some(configure), PATIENCE)
-                .await
-                .map_err(|e| e.to_string())?;
-            let caps = parse_capabilities(&p.info().capabilities);
-            let undeclared = Capability::STORAGE
-                .into_iter()
-                .chain(Capability::SECRETS)
-                .find(|c| !caps.contains(c));
+            // Raw frames: the host's own client refuses undeclared calls before sending them.
+            let (mut child, mut stdin, mut stdout, h) = raw(command).await?;
             let result = async {
-                let Some(undeclared) = undeclared else {
+                let info = match call(
+                    &mut stdin,
+                    &mut stdout,
+                    h.codec,
+                    1,
+                    Req::Configure { request: configure },
+                )
+                .await?
+                {
+                    Resp::Configure(Ok(info)) => info,
+                    Resp::Configure(Err(e)) => return Err(format!("configure failed: {e}")),
+                    other => return Err(format!("configure answered with {}", kind(&other))),
+                };
+                let caps = parse_capabilities(&info.capabilities);
+                let Some(undeclared) = Capability::STORAGE
+                    .into_iter()
+                    .chain(Capability::SECRETS)
+                    .find(|c| !caps.contains(c))
+                else {
                     return Ok(());
                 };
-                let answer = call_raw(&p, undeclared).await;
-                match answer {
-                    Err(Error::Backend { error, .. }) if error.code == ErrorCode::Unsupported => {}
-                    Err(e) => {
+                let answer = call(&mut stdin, &mut stdout, h.codec, 2, probe(undeclared)).await?;
+                match error_of(&answer) {
+                    Some(e) if e.code == ErrorCode::Unsupported => {}
+                    Some(e) => {
                         return Err(format!(
                             "calling undeclared {undeclared}: expected unsupported, got {e}"
                         ));
                     }
-                    Ok(()) => return Err(format!("undeclared {undeclared} succeeded")),
+                    None => return Err(format!("undeclared {undeclared} succeeded")),
                 }
                 // The same process must still answer a declared (read-only) call.
                 let read_only = [
@@ -293,18 +306,17 @@ pub async fn run_process_cases(
                     Capability::SecretsResolve,
                     Capability::SecretsList,
                 ];
-                let Some(declared_call) = read_only.into_iter().find(|c| caps.contains(c)) else {
+                let Some(declared) = read_only.into_iter().find(|c| caps.contains(c)) else {
                     return Ok(());
                 };
-                match call_raw(&p, declared_call).await {
-                    Ok(()) | Err(Error::Backend { .. }) => Ok(()),
-                    Err(e) => Err(format!(
-                        "after refusing {undeclared}, {declared_call} failed: {e}"
-                    )),
-                }
+                call(&mut stdin, &mut stdout, h.codec, 3, probe(declared))
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("after refusing {undeclared}, {declared} failed: {e}"))
             }
             .await;
-            p.shutdown().await;
+            drop(stdin);
+            let _ = wait_exit(&mut child, EXIT_GRACE).await;
             result
         },
     )
@@ -390,118 +402,101 @@ pub async fn run_process_cases(
     r.cases
 }
 
-/// Calls the method of `capability` with harmless arguments, bypassing the host's
-/// capability check.
-async fn call_raw(p: &PluginProcess, capability: Capability) -> Result<(), Error> {
+/// One request and its answer over a raw connection.
+async fn call(
+    stdin: &mut ChildStdin,
+    stdout: &mut BufReader<ChildStdout>,
+    codec: Codec,
+    id: u64,
+    message: Req,
+) -> Result<Resp, String> {
+    let mut context = tarpc::context::current();
+    context.deadline = Instant::now() + PATIENCE;
+    let request = tarpc::ClientMessage::Request(tarpc::Request {
+        context,
+        id,
+        message,
+    });
+    write_frame(stdin, codec, &request).await?;
+    let response = read_frame(stdout, codec).await?;
+    ensure!(
+        response.request_id == id,
+        "answered request {} instead of {id}",
+        response.request_id
+    );
+    response
+        .message
+        .map_err(|e| format!("the plugin answered with a server error: {}", e.detail))
+}
+
+/// A request for the method of `capability` with harmless arguments. Writes are only
+/// ever sent when undeclared, where they must be refused.
+fn probe(capability: Capability) -> Req {
     let key = DocumentKey::new("stowage-conformance", "", "probe");
-    let timeout = PATIENCE;
-    let name = capability.as_str();
     match capability {
-        Capability::StorageGet => p
-            .call(name, timeout, |c, ctx| async move {
-                c.storage_get(ctx, key).await
-            })
-            .await
-            .map(drop),
-        // Writes are only ever probed when undeclared, where they must be refused.
-        Capability::StoragePut => p
-            .call(name, timeout, |c, ctx| async move {
-                c.storage_put(
-                    ctx,
-                    key,
-                    stowage_protocol::Bytes::default(),
-                    stowage_protocol::Precondition::Absent,
-                )
-                .await
-            })
-            .await
-            .map(drop),
-        Capability::StorageDelete => {
-            p.call(name, timeout, |c, ctx| async move {
-                c.storage_delete(ctx, key, stowage_protocol::Precondition::Any)
-                    .await
-            })
-            .await
-        }
-        Capability::StorageList => p
-            .call(name, timeout, |c, ctx| async move {
-                c.storage_list(
-                    ctx,
-                    stowage_protocol::ListQuery {
-                        collection: "stowage-conformance".into(),
-                        group: String::new(),
-                        prefix: String::new(),
-                        page_size: 1,
-                        page_token: None,
-                    },
-                )
-                .await
-            })
-            .await
-            .map(drop),
-        Capability::StorageCount => p
-            .call(name, timeout, |c, ctx| async move {
-                c.storage_count(
-                    ctx,
-                    stowage_protocol::CountQuery {
-                        collection: "stowage-conformance".into(),
-                        group: String::new(),
-                        prefix: String::new(),
-                    },
-                )
-                .await
-            })
-            .await
-            .map(drop),
-        Capability::SecretsResolve => {
-            let answers = p
-                .call(name, timeout, |c, ctx| async move {
-                    c.secrets_resolve(ctx, vec![SecretRef::new("stowage-conformance-probe")])
-                        .await
-                        .map(Ok)
-                })
-                .await?;
-            answers
-                .into_iter()
-                .next()
-                .map(|a| a.map(drop))
-                .unwrap_or(Ok(()))
-                .map_err(|error| Error::Backend {
-                    backend: "conformance".into(),
-                    error,
-                })
-        }
-        Capability::SecretsPut => p
-            .call(name, timeout, |c, ctx| async move {
-                c.secrets_put(
-                    ctx,
-                    "stowage-conformance-probe".into(),
-                    stowage_protocol::SecretBytes::default(),
-                )
-                .await
-            })
-            .await
-            .map(drop),
-        Capability::SecretsDelete => {
-            p.call(name, timeout, |c, ctx| async move {
-                c.secrets_delete(ctx, "stowage-conformance-probe".into())
-                    .await
-            })
-            .await
-        }
-        Capability::SecretsList => p
-            .call(name, timeout, |c, ctx| async move {
-                c.secrets_list(
-                    ctx,
-                    stowage_protocol::SecretListQuery {
-                        prefix: "stowage-conformance-".into(),
-                        page_size: 1,
-                        page_token: None,
-                    },
-                )
-                .await
-            })
-            .await
-            .map(drop),
+        Capability::StorageGet => Req::StorageGet { key },
+        Capability::StoragePut => Req::StoragePut {
+            key,
+            value: stowage_protocol::Bytes::default(),
+            precondition: stowage_protocol::Precondition::Absent,
+        },
+        Capability::StorageDelete => Req::StorageDelete {
+            key,
+            precondition: stowage_protocol::Precondition::Any,
+        },
+        Capability::StorageList => Req::StorageList {
+            query: stowage_protocol::ListQuery {
+                collection: "stowage-conformance".into(),
+                group: String::new(),
+                prefix: String::new(),
+                page_size: 1,
+                page_token: None,
+            },
+        },
+        Capability::StorageCount => Req::StorageCount {
+            query: stowage_protocol::CountQuery {
+                collection: "stowage-conformance".into(),
+                group: String::new(),
+                prefix: String::new(),
+            },
+        },
+        Capability::SecretsResolve => Req::SecretsResolve {
+            refs: vec![SecretRef::new("stowage-conformance-probe")],
+        },
+        Capability::SecretsPut => Req::SecretsPut {
+            key: "stowage-conformance-probe".into(),
+            value: stowage_protocol::SecretBytes::default(),
+        },
+        Capability::SecretsDelete => Req::SecretsDelete {
+            key: "stowage-conformance-probe".into(),
+        },
+        Capability::SecretsList => Req::SecretsList {
+            query: stowage_protocol::SecretListQuery {
+                prefix: "stowage-conformance-".into(),
+                page_size: 1,
+                page_token: None,
+            },
+        },
     }
+}
+
+/// The error an answer carries, if any (for a batch resolve, its first answer's).
+fn error_of(answer: &Resp) -> Option<&PluginError> {
+    match answer {
+        Resp::Configure(r) | Resp::Describe(r) => r.as_ref().err(),
+        Resp::StorageGet(r) => r.as_ref().err(),
+        Resp::StoragePut(r) => r.as_ref().err(),
+        Resp::StorageDelete(r) | Resp::SecretsDelete(r) => r.as_ref().err(),
+        Resp::StorageList(r) => r.as_ref().err(),
+        Resp::StorageCount(r) => r.as_ref().err(),
+        Resp::SecretsResolve(answers) => answers.first().and_then(|a| a.as_ref().err()),
+        Resp::SecretsPut(r) => r.as_ref().err(),
+        Resp::SecretsList(r) => r.as_ref().err(),
+    }
+}
+
+/// The name of an answer's kind, for messages.
+fn kind(answer: &Resp) -> String {
+    let text = format!("{answer:?}");
+    text.split(['(', ' ']).next().unwrap_or("?").to_owned()
 }

@@ -2,10 +2,9 @@
 
 use stowage_protocol::{Capability, CountQuery, DocumentKey, ErrorCode, ListQuery, Precondition};
 
-use super::{CaseResult, Report, run_id};
-use crate::ensure;
-use crate::error::Error;
-use crate::handle::StorageHandle;
+use stowage_host::{Error, StorageHandle};
+
+use crate::{CaseResult, Report, ensure, run_id};
 
 use Capability::{
     StorageCount as Count, StorageDelete as Delete, StorageGet as Get, StorageList as List,
