@@ -14,6 +14,8 @@
 //! - config `read-only = true`: secrets with only `secrets.resolve`, storage with only `storage.get`.
 //! - config `pid-file = PATH`: the plugin appends its pid there when configured, and the pid
 //!   of the grandchild it starts when it hangs, so tests can check that both are gone.
+//! - config `env-file = PATH`: the plugin writes there the environment the host gave it
+//!   about itself (`STOWAGE_HOME`, `STOWAGE_PLUGIN_DATA_DIR`, `STOWAGE_HOST_PID`).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -39,6 +41,16 @@ enum CallFault {
 }
 
 fn call_fault(config: &PluginConfig) -> Result<CallFault, PluginError> {
+    if let Some(path) = config.get_str("env-file") {
+        // What the host told us about itself, for the tests that check it.
+        let vars = [
+            "STOWAGE_HOME",
+            "STOWAGE_PLUGIN_DATA_DIR",
+            "STOWAGE_HOST_PID",
+        ]
+        .map(|k| format!("{k}={}\n", std::env::var(k).unwrap_or_default()));
+        let _ = std::fs::write(path, vars.concat());
+    }
     if let Some(path) = config.get_str("pid-file") {
         PID_FILE.get_or_init(|| path.to_owned());
         note_pid(std::process::id());

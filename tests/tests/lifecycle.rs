@@ -600,3 +600,26 @@ async fn a_kept_process_that_crashed_is_replaced_on_the_next_call() {
     }
     stowage.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_plugin_learns_the_hosts_home_and_a_data_directory_of_its_own() {
+    let (stowage, home) = stowage(
+        "[storage.e]\npath = \"{testkit}\"\n[storage.e.config]\nenv-file = \"{root}-env\"\n",
+    );
+    let storage = stowage.storage(Some("e")).unwrap();
+    storage.info().await.unwrap();
+    let text =
+        std::fs::read_to_string(format!("{}-env", home.path().join("data").display())).unwrap();
+    let h = home.path().display();
+    assert!(text.contains(&format!("STOWAGE_HOME={h}\n")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "STOWAGE_PLUGIN_DATA_DIR={h}/plugin-data/storage/e\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("STOWAGE_HOST_PID={}\n", std::process::id())),
+        "{text}"
+    );
+}

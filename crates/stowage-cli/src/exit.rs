@@ -55,8 +55,9 @@ pub fn code_for(e: &Error) -> u8 {
             | ErrorCode::PermissionDenied
             | ErrorCode::Unsupported => REFUSED,
             ErrorCode::Unavailable | ErrorCode::DeadlineExceeded => UNAVAILABLE,
-            ErrorCode::Internal => FAILURE,
+            _ => FAILURE,
         },
+        _ => FAILURE,
     }
 }
 

@@ -34,6 +34,7 @@ impl std::fmt::Display for ConfigError {
 
 /// Everything that can go wrong between a caller and a backend.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The config file is missing, malformed or inconsistent.
     #[error("invalid config: {0}")]
@@ -153,10 +154,12 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::Config(_) | Error::UnknownBackend { .. } => ErrorCode::InvalidArgument,
-            Error::PluginNotFound { .. } | Error::PluginNotRunnable { .. } => {
-                ErrorCode::Unavailable
-            }
-            Error::Plugin { .. } | Error::Io { .. } => ErrorCode::Internal,
+            // One kind for every plugin failure, a missing binary included: retrying will
+            // not help until someone installs or fixes it (the CLI's exit code 6).
+            Error::PluginNotFound { .. }
+            | Error::PluginNotRunnable { .. }
+            | Error::Plugin { .. }
+            | Error::Io { .. } => ErrorCode::Internal,
             Error::DeadlineExceeded { .. } => ErrorCode::DeadlineExceeded,
             Error::Unsupported { .. } => ErrorCode::Unsupported,
             Error::Backend { error, .. } => error.code,

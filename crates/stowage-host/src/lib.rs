@@ -154,12 +154,31 @@ impl Stowage {
                 spec.name
             ))
         })?;
+        // What the plugin learns of the host: its home, and a directory of its own
+        // (the backend's `env` may override both).
+        let mut env = std::collections::BTreeMap::from([
+            (
+                protocol::handshake::HOME_ENV.to_owned(),
+                self.config.home.display().to_string(),
+            ),
+            (
+                protocol::handshake::DATA_DIR_ENV.to_owned(),
+                self.config
+                    .home
+                    .join("plugin-data")
+                    .join(spec.role.as_str())
+                    .join(&spec.name)
+                    .display()
+                    .to_string(),
+            ),
+        ]);
+        env.extend(spec.env.clone());
         Ok((
             PluginCommand {
                 backend: spec.name.clone(),
                 program,
                 args: spec.args.clone(),
-                env: spec.env.clone(),
+                env,
             },
             config_json,
             PluginOptions {

@@ -12,7 +12,9 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The stable error codes of the contract. Callers match on these, never on messages.
+/// New codes may be added (an unknown code decodes as `internal`), hence non-exhaustive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// The document, secret or version does not exist.
     NotFound,

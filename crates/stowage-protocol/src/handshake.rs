@@ -25,6 +25,13 @@ pub const LOG_ENV: &str = "STOWAGE_PLUGIN_LOG";
 /// Environment variable holding the host's pid, so that a plugin can ask the kernel to
 /// signal it when that process exits (and notice if it already has).
 pub const HOST_PID_ENV: &str = "STOWAGE_HOST_PID";
+/// Environment variable holding the host's home directory (`$STOWAGE_HOME`, or the one
+/// given with `--home`), when the host has one.
+pub const HOME_ENV: &str = "STOWAGE_HOME";
+/// Environment variable naming a directory this backend's plugin may use for its own
+/// state or caches: `$STOWAGE_HOME/plugin-data/<role>/<backend>`. The host does not
+/// create it; a plugin that uses it creates it with mode 0700.
+pub const DATA_DIR_ENV: &str = "STOWAGE_PLUGIN_DATA_DIR";
 /// The first word of the handshake line.
 pub const HANDSHAKE_PREFIX: &str = "stowage-plugin";
 /// The longest handshake line a host accepts, newline included.
@@ -77,6 +84,7 @@ impl Handshake {
 
 /// Why a handshake line was rejected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// Not `stowage-plugin <version> <codec>`.
     #[error("expected a line of the form `{HANDSHAKE_PREFIX} <version> <codec>`")]
