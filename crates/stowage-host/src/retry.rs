@@ -3,9 +3,10 @@
 //! Only `unavailable` is retried: the contract says the backend did not act and trying
 //! again may work (a throttle, a network blip, a full disk). Every other answer, including
 //! `deadline_exceeded`, goes back to the caller at once. Waits grow exponentially with full
-//! jitter, honour the backend's `retry_after`, and never end past the operation's
-//! deadline: a retry whose wait would end after it is not made, and the last answer is
-//! returned instead.
+//! jitter, honour the backend's `retry_after` (a backend asking for more than the longest
+//! wait gets no retry: its answer, hint included, goes to the caller), and never end past
+//! the operation's deadline: a retry whose wait would end after it is not made, and the
+//! last answer is returned instead.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -46,16 +47,18 @@ impl RetryPolicy {
 
     /// The wait before retry number `attempt` (1-based): the backend's hint if it gave
     /// one, else a random wait up to the exponential ceiling (full jitter, so that many
-    /// clients throttled together do not retry together).
-    pub fn wait(&self, attempt: u32, hint: Option<Duration>) -> Duration {
+    /// clients throttled together do not retry together). `None` when the backend asked
+    /// for a longer wait than [`max_wait`](Self::max_wait): the caller gets the answer,
+    /// hint included, rather than a retry that ignores it.
+    pub fn wait(&self, attempt: u32, hint: Option<Duration>) -> Option<Duration> {
         if let Some(hint) = hint {
-            return hint.min(self.max_wait);
+            return (hint <= self.max_wait).then_some(hint);
         }
         let ceiling = self
             .base
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
             .min(self.max_wait);
-        ceiling.mul_f64(random_fraction())
+        Some(ceiling.mul_f64(random_fraction()))
     }
 }
 
@@ -96,7 +99,9 @@ where
         if attempt > policy.retries {
             return Err(error);
         }
-        let wait = policy.wait(attempt, refusal.retry_after());
+        let Some(wait) = policy.wait(attempt, refusal.retry_after()) else {
+            return Err(error);
+        };
         if Instant::now() + wait >= deadline {
             return Err(error);
         }
@@ -256,12 +261,13 @@ mod tests {
         let p = RetryPolicy::new(5, Duration::from_secs(60));
         for attempt in 1..=8 {
             let ceiling = (p.base * (1 << (attempt - 1))).min(p.max_wait);
-            assert!(p.wait(attempt, None) <= ceiling);
+            assert!(p.wait(attempt, None).unwrap() <= ceiling);
         }
-        assert_eq!(p.wait(1, Some(Duration::from_secs(60))), p.max_wait);
+        // A backend asking for more than the longest wait is not retried behind its back.
+        assert_eq!(p.wait(1, Some(Duration::from_secs(60))), None);
         assert_eq!(
             p.wait(1, Some(Duration::from_millis(300))),
-            Duration::from_millis(300)
+            Some(Duration::from_millis(300))
         );
     }
 }
