@@ -42,8 +42,10 @@ pub struct Page<T> {
     pub next_page_token: Option<String>,
 }
 
-/// A page being filled from entries offered in ascending order of name, for backends that
-/// stream their listing and should stop reading once the page is full.
+/// A page being filled from entries offered in ascending order of name. Made before the
+/// listing is read, so that a bad page token costs no request; filled from a sorted
+/// listing ([`PageBuilder::fill`]) or entry by entry from a streamed one
+/// ([`PageBuilder::offer`]), which can stop reading once the page is full.
 pub struct PageBuilder<'q, T> {
     prefix: &'q str,
     after: Option<&'q str>,
@@ -89,6 +91,17 @@ impl<'q, T: Named> PageBuilder<'q, T> {
         true
     }
 
+    /// Offers the entries of `sorted` (ascending by name) until the page is full, and
+    /// returns the page.
+    pub fn fill(mut self, sorted: impl IntoIterator<Item = T>) -> Page<T> {
+        for item in sorted {
+            if !self.offer(item) {
+                break;
+            }
+        }
+        self.finish()
+    }
+
     /// The page.
     pub fn finish(self) -> Page<T> {
         let next_page_token = if self.more {
@@ -111,13 +124,7 @@ pub fn page<T: Named>(
     page_token: Option<&str>,
     page_size: u32,
 ) -> Result<Page<T>, PluginError> {
-    let mut page = PageBuilder::new(prefix, page_token, page_size)?;
-    for item in sorted {
-        if !page.offer(item) {
-            break;
-        }
-    }
-    Ok(page.finish())
+    Ok(PageBuilder::new(prefix, page_token, page_size)?.fill(sorted))
 }
 
 fn check_token(prefix: &str, token: &str) -> Result<(), PluginError> {
