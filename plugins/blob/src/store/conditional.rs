@@ -110,6 +110,11 @@ impl BlobStorage {
                 }
             }
         }
+        self.version_read_back(built, path).await
+    }
+
+    /// The version of an object just written, when the write's answer did not carry it.
+    async fn version_read_back(&self, built: &Built, path: &Path) -> OpResult<String> {
         let meta = built.store.head(path).await?;
         version_of(meta.e_tag.as_deref()).ok_or_else(|| no_etag(&self.store_name).into())
     }
@@ -165,10 +170,7 @@ impl BlobStorage {
         };
         match version_of(result.e_tag.as_deref()) {
             Some(v) => Ok(v),
-            None => {
-                let meta = built.store.head(path).await?;
-                version_of(meta.e_tag.as_deref()).ok_or_else(|| no_etag(&self.store_name).into())
-            }
+            None => self.version_read_back(built, path).await,
         }
     }
 
