@@ -27,7 +27,7 @@ use stowage_host::builtin::{FilesystemSecrets, FilesystemStorage};
 use stowage_plugin::{
     Bytes, Capability, Codec, CountQuery, Document, DocumentKey, DocumentMeta, ListPage, ListQuery,
     Plugin, PluginConfig, PluginError, Precondition, SecretBytes, SecretListQuery, SecretMeta,
-    SecretPage, SecretRef, Secrets, Storage, async_trait, protocol::effective_page_size,
+    SecretPage, SecretRef, Secrets, Storage, async_trait, paging,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -160,17 +160,7 @@ impl Storage for MemoryStorage {
         let mut docs = self.docs.lock().unwrap();
         let k = (key.collection.clone(), key.group.clone(), key.name.clone());
         let current = docs.get(&k).map(|(v, _)| v.to_string());
-        match (&pre, &current) {
-            (Precondition::Absent, Some(_)) => {
-                return Err(PluginError::already_exists(format!("{key} exists")));
-            }
-            (Precondition::Version(want), cur) if cur.as_ref() != Some(want) => {
-                return Err(PluginError::conflict(format!(
-                    "{key} is not at version {want}"
-                )));
-            }
-            _ => {}
-        }
+        pre.check(current.as_deref(), &format!("document {key}"))?;
         let next = current.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + 1;
         docs.insert(k, (next, value.into_vec()));
         Ok(next.to_string())
@@ -179,44 +169,32 @@ impl Storage for MemoryStorage {
     async fn delete(&self, key: &DocumentKey, pre: Precondition) -> Result<(), PluginError> {
         let mut docs = self.docs.lock().unwrap();
         let k = (key.collection.clone(), key.group.clone(), key.name.clone());
+        let what = format!("document {key}");
         let Some((v, _)) = docs.get(&k) else {
-            return Err(match pre {
-                Precondition::Version(_) => PluginError::conflict(format!("{key} does not exist")),
-                _ => PluginError::not_found(format!("{key} not found")),
-            });
+            // A version precondition on a missing document is a conflict, not a not_found.
+            pre.check(None, &what)?;
+            return Err(PluginError::not_found(format!("{what} not found")));
         };
-        if let Precondition::Version(want) = &pre
-            && *want != v.to_string()
-        {
-            return Err(PluginError::conflict(format!(
-                "{key} is not at version {want}"
-            )));
-        }
+        pre.check(Some(&v.to_string()), &what)?;
         docs.remove(&k);
         Ok(())
     }
 
     async fn list(&self, q: &ListQuery) -> Result<ListPage, PluginError> {
         let docs = self.docs.lock().unwrap();
-        let mut matching = docs
+        // Keys sort by collection, then group, then name: one group's names are in order.
+        let group = docs
             .iter()
-            .filter(|((c, g, n), _)| {
-                *c == q.collection && *g == q.group && n.starts_with(&q.prefix)
-            })
-            .filter(|((_, _, n), _)| q.page_token.as_ref().is_none_or(|t| n > t));
-        let items: Vec<DocumentMeta> = matching
-            .by_ref()
-            .take(q.effective_page_size())
+            .filter(|((c, g, _), _)| *c == q.collection && *g == q.group)
             .map(|((_, _, n), (v, value))| DocumentMeta {
                 name: n.clone(),
                 version: v.to_string(),
                 size: value.len() as u64,
-            })
-            .collect();
-        let next_page_token = matching.next().and(items.last().map(|m| m.name.clone()));
+            });
+        let page = paging::page(group, &q.prefix, q.page_token.as_deref(), q.page_size)?;
         Ok(ListPage {
-            items,
-            next_page_token,
+            items: page.items,
+            next_page_token: page.next_page_token,
         })
     }
 
@@ -288,22 +266,14 @@ impl Secrets for MemorySecrets {
 
     async fn list(&self, q: &SecretListQuery) -> Result<SecretPage, PluginError> {
         let values = self.values.lock().unwrap();
-        let mut matching = values
-            .iter()
-            .filter(|(k, _)| k.starts_with(&q.prefix))
-            .filter(|(k, _)| q.page_token.as_ref().is_none_or(|t| *k > t));
-        let items: Vec<SecretMeta> = matching
-            .by_ref()
-            .take(effective_page_size(q.page_size))
-            .map(|(k, v)| SecretMeta {
-                key: k.clone(),
-                version: Some(v.len().to_string()),
-            })
-            .collect();
-        let next_page_token = matching.next().and(items.last().map(|m| m.key.clone()));
+        let all = values.iter().map(|(k, v)| SecretMeta {
+            key: k.clone(),
+            version: Some(v.len().to_string()),
+        });
+        let page = paging::page(all, &q.prefix, q.page_token.as_deref(), q.page_size)?;
         Ok(SecretPage {
-            items,
-            next_page_token,
+            items: page.items,
+            next_page_token: page.next_page_token,
         })
     }
 }

@@ -28,9 +28,17 @@
 //! the process's own stdout at stderr, so a library that prints cannot corrupt the stream,
 //! and it points stdin at `/dev/null`, so nothing else can steal frames. Logs written with
 //! [`tracing`] go to stderr as JSON lines, which the host shows tagged with the backend.
+//!
+//! What cloud-backed plugins all need lives here once: config errors and duration settings
+//! ([`config`], [`duration`]), the meaning of HTTP answers ([`http`]), walking an error's
+//! sources ([`errors`]) and keyset pagination ([`paging`]).
 
-mod config;
+pub mod config;
+pub mod duration;
+pub mod errors;
+pub mod http;
 mod lifeline;
+pub mod paging;
 mod server;
 mod stdio;
 mod tap;

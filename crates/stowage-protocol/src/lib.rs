@@ -16,6 +16,8 @@ pub mod capability;
 pub mod codec;
 pub mod error;
 pub mod handshake;
+pub mod ownership;
+mod precondition;
 pub mod service;
 pub mod types;
 mod wire_bytes;

@@ -11,14 +11,15 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use aws_smithy_http_client::tls;
-use stowage_plugin::protocol::{MAX_NAME_LEN, effective_page_size, validate_text};
+use stowage_plugin::protocol::MAX_NAME_LEN;
+use stowage_plugin::protocol::ownership::{MANAGED_BY_TAG, MANAGED_BY_VALUE};
 use stowage_plugin::{
     ErrorCode, PluginError, SecretBytes, SecretListQuery, SecretMeta, SecretPage, SecretRef,
-    SecretResult, Secrets, async_trait,
+    SecretResult, Secrets, async_trait, paging,
 };
 use tokio::sync::OnceCell;
 
-use crate::config::{Config, MANAGED_BY_KEY, MANAGED_BY_VALUE, WriteAs};
+use crate::config::{Config, WriteAs};
 use crate::errors::{from_aws, from_sdk};
 use crate::names::{self, Key, Version};
 
@@ -73,7 +74,7 @@ impl AwsSecrets {
         }
         Err(PluginError::permission_denied(format!(
             "refusing to {what} secret '{key}': it was not created by Stowage (it lacks the tag \
-             {MANAGED_BY_KEY}={MANAGED_BY_VALUE}). Tag it, or set `allow-unmanaged = true` in the \
+             {MANAGED_BY_TAG}={MANAGED_BY_VALUE}). Tag it, or set `allow-unmanaged = true` in the \
              backend's config to let Stowage manage existing secrets"
         )))
     }
@@ -219,7 +220,7 @@ impl AwsSecrets {
 
 fn is_managed(tags: &[Tag]) -> bool {
     tags.iter()
-        .any(|t| t.key() == Some(MANAGED_BY_KEY) && t.value() == Some(MANAGED_BY_VALUE))
+        .any(|t| t.key() == Some(MANAGED_BY_TAG) && t.value() == Some(MANAGED_BY_VALUE))
 }
 
 fn value_of(
@@ -438,7 +439,7 @@ impl Secrets for AwsSecrets {
                 .set_kms_key_id(self.config.kms_key_id.clone())
                 .tags(
                     Tag::builder()
-                        .key(MANAGED_BY_KEY)
+                        .key(MANAGED_BY_TAG)
                         .value(MANAGED_BY_VALUE)
                         .build(),
                 );
@@ -500,32 +501,13 @@ impl Secrets for AwsSecrets {
     }
 
     async fn list(&self, query: &SecretListQuery) -> Result<SecretPage, PluginError> {
-        validate_text("prefix", &query.prefix, 0, MAX_NAME_LEN)?;
-        if let Some(token) = &query.page_token {
-            validate_text("page token", token, 1, MAX_NAME_LEN)
-                .and_then(|()| {
-                    if token.starts_with(&query.prefix) {
-                        Ok(())
-                    } else {
-                        Err(PluginError::invalid_argument(
-                            "the page token does not belong to this prefix",
-                        ))
-                    }
-                })
-                .map_err(|e| {
-                    PluginError::invalid_argument(format!("unusable page token: {}", e.message))
-                })?;
-        }
-        let size = effective_page_size(query.page_size);
-        let all = self.scan(&query.prefix).await?;
-        let mut rest = all
-            .into_iter()
-            .filter(|m| query.page_token.as_ref().is_none_or(|t| m.key > *t));
-        let items: Vec<SecretMeta> = rest.by_ref().take(size).collect();
-        let next_page_token = rest.next().and(items.last().map(|m| m.key.clone()));
+        // A bad token is refused before the listing is read.
+        let page =
+            paging::PageBuilder::new(&query.prefix, query.page_token.as_deref(), query.page_size)?;
+        let page = page.fill(self.scan(&query.prefix).await?);
         Ok(SecretPage {
-            items,
-            next_page_token,
+            items: page.items,
+            next_page_token: page.next_page_token,
         })
     }
 }

@@ -4,14 +4,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
+use stowage_plugin::config::{self, Zero};
+use stowage_plugin::protocol::ownership::MANAGED_BY_TAG;
 use stowage_plugin::{PluginConfig, PluginError};
 
 use crate::names;
-
-/// The tag every secret created by this plugin carries, and its value.
-pub const MANAGED_BY_KEY: &str = "managed-by";
-/// See [`MANAGED_BY_KEY`].
-pub const MANAGED_BY_VALUE: &str = "stowage";
 
 /// How `put` stores a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
@@ -107,70 +104,21 @@ impl std::fmt::Debug for Config {
     }
 }
 
-fn duration(
-    backend: &str,
-    key: &str,
-    value: Option<&str>,
-    default: Duration,
-) -> Result<Duration, PluginError> {
-    match value {
-        None => Ok(default),
-        Some(text) => match humantime::parse_duration(text) {
-            Ok(d) if !d.is_zero() => Ok(d),
-            _ => Err(PluginError::invalid_argument(format!(
-                "invalid config for backend '{backend}': `{key}` must be a positive duration such as \"3s\" or \"500ms\""
-            ))),
-        },
-    }
-}
-
-/// Deserializes the table. serde's messages quote the offending value ("invalid type: string
-/// \"…\""), and config values may be sensitive, so a failure is reported by key only.
-fn parse_raw(
-    backend: &str,
-    values: &serde_json::Map<String, serde_json::Value>,
-) -> Result<Raw, PluginError> {
-    let whole = serde_json::Value::Object(values.clone());
-    if let Ok(raw) = serde_json::from_value::<Raw>(whole) {
-        return Ok(raw);
-    }
-    // Every field is optional: the key that fails on its own is the culprit.
-    for (key, value) in values {
-        let single =
-            serde_json::Value::Object([(key.clone(), value.clone())].into_iter().collect());
-        if let Err(e) = serde_json::from_value::<Raw>(single) {
-            let text = e.to_string();
-            let why = if text.starts_with("unknown field") {
-                // Names only the key and the expected keys: no value.
-                text.split(" at line").next().unwrap_or(&text).to_owned()
-            } else {
-                match text.split_once(", expected ") {
-                    Some((_, expected)) => format!(
-                        "`{key}` has an invalid value (expected {})",
-                        expected.split(" at line").next().unwrap_or(expected)
-                    ),
-                    None => format!("`{key}` has an invalid value"),
-                }
-            };
-            return Err(PluginError::invalid_argument(format!(
-                "invalid config for backend '{backend}': {why}"
-            )));
-        }
-    }
-    Err(PluginError::invalid_argument(format!(
-        "invalid config for backend '{backend}': the table does not parse"
-    )))
-}
-
 impl Config {
     /// Parses and checks the backend's config. Does no I/O.
     pub fn from_plugin_config(config: &PluginConfig) -> Result<Self, PluginError> {
         let backend = config.backend.as_str();
-        let raw = parse_raw(backend, &config.values)?;
-        let bad = |key: &str, why: &str| {
-            PluginError::invalid_argument(format!(
-                "invalid config for backend '{backend}': `{key}` {why}"
-            ))
+        let raw: Raw = config.parse()?;
+        let bad = |key: &str, why: &str| config::invalid_key(backend, key, why);
+        // Timeouts: zero would fail every call.
+        let timeout = |key: &str, value: &Option<String>, default_secs: u64| {
+            config::duration(
+                backend,
+                key,
+                value.as_deref(),
+                Duration::from_secs(default_secs),
+                Zero::Refused,
+            )
         };
         if !raw.prefix.is_empty() {
             names::check_aws_name_chars(&raw.prefix).map_err(|why| bad("prefix", &why))?;
@@ -189,11 +137,11 @@ impl Config {
                 ));
             }
         }
-        if raw.tags.keys().any(|k| k == MANAGED_BY_KEY) {
+        if raw.tags.keys().any(|k| k == MANAGED_BY_TAG) {
             return Err(bad(
                 "tags",
                 &format!(
-                    "must not set `{MANAGED_BY_KEY}`: the plugin sets it on every secret it creates"
+                    "must not set `{MANAGED_BY_TAG}`: the plugin sets it on every secret it creates"
                 ),
             ));
         }
@@ -247,24 +195,9 @@ impl Config {
             write_as: raw.write_as,
             batch: raw.batch.unwrap_or(true),
             max_attempts,
-            connect_timeout: duration(
-                backend,
-                "connect-timeout",
-                raw.connect_timeout.as_deref(),
-                Duration::from_secs(3),
-            )?,
-            attempt_timeout: duration(
-                backend,
-                "attempt-timeout",
-                raw.attempt_timeout.as_deref(),
-                Duration::from_secs(10),
-            )?,
-            operation_timeout: duration(
-                backend,
-                "operation-timeout",
-                raw.operation_timeout.as_deref(),
-                Duration::from_secs(25),
-            )?,
+            connect_timeout: timeout("connect-timeout", &raw.connect_timeout, 3)?,
+            attempt_timeout: timeout("attempt-timeout", &raw.attempt_timeout, 10)?,
+            operation_timeout: timeout("operation-timeout", &raw.operation_timeout, 25)?,
         })
     }
 }

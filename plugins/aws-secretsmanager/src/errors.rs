@@ -10,7 +10,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_secretsmanager::error::{
     ConnectorError, DisplayErrorContext, ProvideErrorMetadata, SdkError,
 };
-use stowage_plugin::{ErrorCode, PluginError};
+use stowage_plugin::{ErrorCode, PluginError, errors, http};
 
 /// The contract code for an AWS error code and/or HTTP status.
 pub fn classify(aws_code: Option<&str>, status: Option<u16>, message: &str) -> ErrorCode {
@@ -65,24 +65,8 @@ pub fn classify(aws_code: Option<&str>, status: Option<u16>, message: &str) -> E
         | "LimitExceededException"
         | "MalformedPolicyDocumentException"
         | "PreconditionNotMetException" => ErrorCode::InvalidArgument,
-        _ => match status {
-            Some(429) => ErrorCode::Unavailable,
-            Some(s) if s >= 500 => ErrorCode::Unavailable,
-            Some(401) => ErrorCode::Unauthenticated,
-            Some(403) => ErrorCode::PermissionDenied,
-            Some(404) => ErrorCode::NotFound,
-            Some(400..=499) => ErrorCode::InvalidArgument,
-            _ => ErrorCode::Internal,
-        },
+        _ => status.map_or(ErrorCode::Internal, http::error_code),
     }
-}
-
-/// Parses a `Retry-After` header given in seconds (the form AWS endpoints use).
-pub fn parse_retry_after(header: Option<&str>) -> Option<Duration> {
-    let seconds: f64 = header?.trim().parse().ok()?;
-    (0.0..86_400.0)
-        .contains(&seconds)
-        .then(|| Duration::from_millis((seconds * 1000.0) as u64))
 }
 
 /// A PluginError from an AWS error code and message (also used for BatchGetSecretValue's
@@ -111,27 +95,9 @@ pub fn from_aws(
     }
 }
 
-fn credentials_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a CredentialsError> {
-    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = current {
-        if let Some(c) = e.downcast_ref::<CredentialsError>() {
-            return Some(c);
-        }
-        current = e.source();
-    }
-    None
-}
-
 /// Whether a network failure (not an answer) lies in `err`'s chain.
 fn network_failure(err: &(dyn StdError + 'static)) -> bool {
-    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = current {
-        if let Some(c) = e.downcast_ref::<ConnectorError>() {
-            return c.is_io() || c.is_timeout();
-        }
-        current = e.source();
-    }
-    false
+    errors::find::<ConnectorError>(err).is_some_and(|c| c.is_io() || c.is_timeout())
 }
 
 fn from_credentials(action: &str, c: &CredentialsError) -> PluginError {
@@ -179,10 +145,10 @@ where
             service.err().code(),
             Some(raw.status().as_u16()),
             service.err().message(),
-            parse_retry_after(raw.headers().get("retry-after")),
+            raw.headers().get("retry-after").and_then(http::retry_after),
         );
     }
-    if let Some(c) = credentials_error(&err) {
+    if let Some(c) = errors::find::<CredentialsError>(&err) {
         return from_credentials(action, c);
     }
     let detail = DisplayErrorContext(&err).to_string();
@@ -271,7 +237,7 @@ mod tests {
             Some("ThrottlingException"),
             Some(400),
             Some("Rate exceeded"),
-            parse_retry_after(Some("2")),
+            http::retry_after("2"),
         );
         assert_eq!(e.code, ErrorCode::Unavailable);
         assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
@@ -285,20 +251,5 @@ mod tests {
             Some(Duration::from_secs(1)),
         );
         assert_eq!(e.retry_after(), None);
-    }
-
-    #[test]
-    fn retry_after_parsing() {
-        assert_eq!(
-            parse_retry_after(Some("1.5")),
-            Some(Duration::from_millis(1500))
-        );
-        assert_eq!(parse_retry_after(Some(" 3 ")), Some(Duration::from_secs(3)));
-        assert_eq!(
-            parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
-            None
-        );
-        assert_eq!(parse_retry_after(Some("-1")), None);
-        assert_eq!(parse_retry_after(None), None);
     }
 }

@@ -12,13 +12,15 @@ use azure_security_keyvault_secrets::models::{
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use base64::Engine as _;
 use futures::{StreamExt as _, TryStreamExt as _};
+use stowage_plugin::errors::describe;
+use stowage_plugin::protocol::ownership::{MANAGED_BY_TAG, MANAGED_BY_VALUE};
 use stowage_plugin::{
     PluginError, SecretBytes, SecretListQuery, SecretMeta, SecretPage, SecretRef, SecretResult,
-    Secrets, async_trait, protocol::effective_page_size,
+    Secrets, async_trait, paging,
 };
 use tokio::sync::OnceCell;
 
-use crate::config::{Config, MANAGED_BY_TAG, MANAGED_BY_VALUE, NAME_TAG};
+use crate::config::{Config, NAME_TAG};
 use crate::errors::{self, ServiceError, Subject};
 use crate::{credential, http};
 
@@ -56,11 +58,7 @@ impl KeyVault {
     fn build_client(&self) -> Result<SecretClient, PluginError> {
         let c = &self.config;
         let transport = http::transport(c).map_err(|e| {
-            PluginError::invalid_argument(format!(
-                "backend '{}': {}",
-                c.backend,
-                credential::describe(&e)
-            ))
+            PluginError::invalid_argument(format!("backend '{}': {}", c.backend, describe(&e)))
         })?;
         let client_options = ClientOptions {
             transport: Some(transport),
@@ -85,7 +83,7 @@ impl KeyVault {
             PluginError::invalid_argument(format!(
                 "backend '{}': cannot create the Key Vault client: {}",
                 c.backend,
-                credential::describe(&e)
+                describe(&e)
             ))
         })
     }
@@ -307,13 +305,8 @@ impl Secrets for KeyVault {
     }
 
     async fn list(&self, q: &SecretListQuery) -> Result<SecretPage, PluginError> {
-        if let Some(token) = &q.page_token
-            && (token.is_empty() || !token.starts_with(&q.prefix))
-        {
-            return Err(PluginError::invalid_argument(
-                "page token does not belong to this prefix (pass back next_page_token unchanged)",
-            ));
-        }
+        // A bad token is refused before the vault is read.
+        let page = paging::PageBuilder::new(&q.prefix, q.page_token.as_deref(), q.page_size)?;
         let names = self.config.names;
         let vault_prefix = names.vault_prefix(&q.prefix);
         let case_insensitive = names == crate::names::NameMapping::Encoded;
@@ -355,22 +348,18 @@ impl Secrets for KeyVault {
                     "Key Vault secret {name} has tag {NAME_TAG}={tagged:?} but its name decodes to {key:?}; using the name"
                 );
             }
-            if key.starts_with(&q.prefix) && q.page_token.as_ref().is_none_or(|t| key > *t) {
-                found.push(key);
-            }
+            found.push(key);
         }
         found.sort();
         found.dedup();
-        let size = effective_page_size(q.page_size);
-        let more = found.len() > size;
-        found.truncate(size);
-        let next_page_token = if more { found.last().cloned() } else { None };
+        let page = page.fill(found);
         Ok(SecretPage {
-            items: found
+            items: page
+                .items
                 .into_iter()
                 .map(|key| SecretMeta { key, version: None })
                 .collect(),
-            next_page_token,
+            next_page_token: page.next_page_token,
         })
     }
 }

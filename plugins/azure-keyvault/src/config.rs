@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+use stowage_plugin::config::{self, Zero};
+use stowage_plugin::protocol::ownership::MANAGED_BY_TAG;
 use stowage_plugin::{PluginConfig, PluginError};
 
 use crate::names::NameMapping;
@@ -117,10 +119,6 @@ pub struct Config {
     pub tags: Vec<(String, String)>,
 }
 
-/// The tag every secret written by Stowage carries (`managed-by = stowage`).
-pub const MANAGED_BY_TAG: &str = "managed-by";
-/// Its value.
-pub const MANAGED_BY_VALUE: &str = "stowage";
 /// The tag holding the Stowage key a secret was written under.
 pub const NAME_TAG: &str = "stowage-key";
 
@@ -138,7 +136,7 @@ fn choice<T: serde::de::DeserializeOwned + Default>(
     match value {
         None => Ok(T::default()),
         Some(v) => serde_json::from_value(serde_json::Value::String(v.clone()))
-            .map_err(|_| bad(key, &format!("expected one of {}", choices.join(", ")))),
+            .map_err(|_| bad(key, &format!("must be one of {}", choices.join(", ")))),
     }
 }
 
@@ -147,11 +145,7 @@ impl Config {
     pub fn from_plugin(config: &PluginConfig) -> Result<Config, PluginError> {
         let raw: Raw = config.parse()?;
         let backend = config.backend.clone();
-        let bad = |key: &str, why: &str| {
-            PluginError::invalid_argument(format!(
-                "invalid config for backend '{backend}': key `{key}`: {why}"
-            ))
-        };
+        let bad = |key: &str, why: &str| config::invalid_key(&backend, key, why);
         let cloud: Cloud = choice(&bad, "cloud", &raw.cloud, &["public", "china", "us-gov"])?;
         let credential: CredentialKind = choice(
             &bad,
@@ -171,24 +165,24 @@ impl Config {
             (Some(_), Some(_)) => {
                 return Err(bad(
                     "vault-name",
-                    "give either `vault-url` or `vault-name`, not both",
+                    "cannot be combined with `vault-url`: give one of them",
                 ));
             }
             (None, None) => {
                 return Err(bad(
                     "vault-url",
-                    "missing: give `vault-url` (https://NAME.vault.azure.net) or `vault-name` (with `cloud`)",
+                    "is missing: give `vault-url` (https://NAME.vault.azure.net) or `vault-name` (with `cloud`)",
                 ));
             }
             (Some(url), None) => {
                 if raw.cloud.is_some() {
                     return Err(bad(
                         "cloud",
-                        "only used with `vault-name`; `vault-url` names the vault fully",
+                        "is only used with `vault-name`; `vault-url` names the vault fully",
                     ));
                 }
-                let parsed =
-                    azure_core::http::Url::parse(url).map_err(|_| bad("vault-url", "not a URL"))?;
+                let parsed = azure_core::http::Url::parse(url)
+                    .map_err(|_| bad("vault-url", "is not a URL"))?;
                 if parsed.scheme() != "https" {
                     return Err(bad("vault-url", "must be an https:// URL"));
                 }
@@ -211,7 +205,7 @@ impl Config {
                 if !ok {
                     return Err(bad(
                         "vault-name",
-                        "a vault name is 3 to 24 letters, digits and dashes, starting with a letter",
+                        "must be 3 to 24 letters, digits and dashes, starting with a letter",
                     ));
                 }
                 format!(
@@ -252,13 +246,13 @@ impl Config {
         {
             return Err(bad(
                 "client-secret-env",
-                "only used with credential = \"environment\" or \"default\"",
+                "is only used with credential = \"environment\" or \"default\"",
             ));
         }
         if raw.access_token_env.is_some() && credential != CredentialKind::AccessToken {
             return Err(bad(
                 "access-token-env",
-                "only used with credential = \"access-token\"",
+                "is only used with credential = \"access-token\"",
             ));
         }
         if raw.federated_token_file.is_some()
@@ -269,7 +263,7 @@ impl Config {
         {
             return Err(bad(
                 "federated-token-file",
-                "only used with credential = \"workload-identity\" or \"default\"",
+                "is only used with credential = \"workload-identity\" or \"default\"",
             ));
         }
         for (key, value) in [("tenant-id", &raw.tenant_id), ("client-id", &raw.client_id)] {
@@ -297,34 +291,33 @@ impl Config {
         if max_retries > 10 {
             return Err(bad(
                 "max-retries",
-                "at most 10 (the host's deadline bounds every call anyway)",
+                "must be at most 10 (the host's deadline bounds every call anyway)",
             ));
         }
-        let max_retry_delay = match &raw.max_retry_delay {
-            None => Duration::from_secs(10),
-            Some(text) => humantime::parse_duration(text).map_err(|_| {
-                bad(
-                    "max-retry-delay",
-                    "not a duration such as \"500ms\" or \"10s\"",
-                )
-            })?,
-        };
+        // Zero is meaningful: retry at once, and never wait for a Retry-After.
+        let max_retry_delay = config::duration(
+            &backend,
+            "max-retry-delay",
+            raw.max_retry_delay.as_deref(),
+            Duration::from_secs(10),
+            Zero::Allowed,
+        )?;
         let concurrency = raw.concurrency.unwrap_or(8);
         if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
-            return Err(bad("concurrency", "between 1 and 64"));
+            return Err(bad("concurrency", "must be between 1 and 64"));
         }
         let mut tags = Vec::new();
         for (k, v) in &raw.tags {
             if k.eq_ignore_ascii_case(MANAGED_BY_TAG) || k.eq_ignore_ascii_case(NAME_TAG) {
                 return Err(bad(
                     "tags",
-                    "`managed-by` and `stowage-key` are set by the plugin",
+                    "must not set `managed-by` or `stowage-key`: the plugin sets them",
                 ));
             }
             if k.is_empty() || k.len() > 256 || v.len() > 256 {
                 return Err(bad(
                     "tags",
-                    "tag names are 1 to 256 characters and values at most 256",
+                    "must have names of 1 to 256 characters and values of at most 256",
                 ));
             }
             tags.push((k.clone(), v.clone()));
@@ -332,7 +325,7 @@ impl Config {
         if tags.len() > 13 {
             return Err(bad(
                 "tags",
-                "Key Vault allows 15 tags per secret and the plugin uses 2",
+                "may hold at most 13 tags (Key Vault allows 15 per secret and the plugin uses 2)",
             ));
         }
         Ok(Config {

@@ -16,6 +16,7 @@ use azure_identity::{
     ClientSecretCredentialOptions, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
     UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
+use stowage_plugin::errors::describe;
 use tokio::sync::OnceCell;
 
 use crate::config::{Config, CredentialKind};
@@ -262,19 +263,4 @@ impl TokenCredential for EnvToken {
             azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::minutes(5),
         ))
     }
-}
-
-/// An SDK error as text: its message and its sources (never a response body).
-pub fn describe(e: &Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }

@@ -6,9 +6,9 @@
 use azure_core::error::{Error, ErrorKind};
 use azure_core::http::StatusCode;
 use serde::Deserialize;
-use stowage_plugin::PluginError;
+use stowage_plugin::errors::describe;
+use stowage_plugin::{ErrorCode, PluginError};
 
-use crate::credential::describe;
 use crate::http::retry_after;
 
 #[derive(Deserialize, Default)]
@@ -114,53 +114,57 @@ pub fn map(e: &Error, what: &str, s: &Subject<'_>) -> PluginError {
     let key = s.key;
     if let Some(se) = ServiceError::from_error(e) {
         let detail = se.detail();
-        return match u16::from(se.status) {
-            404 => PluginError::not_found(format!("secret '{key}' not found ({detail})")),
-            401 => PluginError::new(
-                stowage_plugin::ErrorCode::Unauthenticated,
-                format!(
-                    "Key Vault did not accept the credentials while trying to {what} '{key}': {detail}"
-                ),
-            ),
-            403 => PluginError::permission_denied(format!(
+        let status = u16::from(se.status);
+        return match stowage_plugin::http::error_code(status) {
+            ErrorCode::NotFound => {
+                PluginError::not_found(format!("secret '{key}' not found ({detail})"))
+            }
+            ErrorCode::Unauthenticated => PluginError::unauthenticated(format!(
+                "Key Vault did not accept the credentials while trying to {what} '{key}': {detail}"
+            )),
+            ErrorCode::PermissionDenied => PluginError::permission_denied(format!(
                 "not allowed to {what} secret '{key}' (Key Vault name {}): {detail}",
                 s.vault_name
             )),
-            409 if se.is_deleted_but_recoverable() => PluginError::conflict(format!(
-                "secret '{key}' was deleted and Key Vault keeps it as a soft-deleted secret \
+            ErrorCode::Conflict if se.is_deleted_but_recoverable() => {
+                PluginError::conflict(format!(
+                    "secret '{key}' was deleted and Key Vault keeps it as a soft-deleted secret \
                  (name {}), so the name cannot be reused yet: recover it (az keyvault secret \
                  recover --id {}/deletedsecrets/{}) or purge it (az keyvault secret purge --id \
                  {}/deletedsecrets/{}), or set purge-on-delete = true for future deletes",
-                s.vault_name, s.vault_url, s.vault_name, s.vault_url, s.vault_name
-            )),
-            409 if se.is_being_deleted() => PluginError::unavailable(format!(
+                    s.vault_name, s.vault_url, s.vault_name, s.vault_url, s.vault_name
+                ))
+            }
+            ErrorCode::Conflict if se.is_being_deleted() => PluginError::unavailable(format!(
                 "secret '{key}' is being deleted by Key Vault; retry shortly ({detail})"
             ))
             .with_retry_after(std::time::Duration::from_secs(2)),
-            409 => PluginError::conflict(format!("cannot {what} secret '{key}': {detail}")),
-            400 => PluginError::invalid_argument(format!(
+            ErrorCode::Conflict => {
+                PluginError::conflict(format!("cannot {what} secret '{key}': {detail}"))
+            }
+            ErrorCode::InvalidArgument => PluginError::invalid_argument(format!(
                 "Key Vault refused to {what} secret '{key}': {detail}"
             )),
-            429 | 503 | 408 | 500 | 502 | 504 => {
+            ErrorCode::Unavailable => {
                 let err = PluginError::unavailable(format!(
-                    "Key Vault is throttling or unavailable ({} {detail}) while trying to {what} '{key}'",
-                    u16::from(se.status)
+                    "Key Vault is throttling or unavailable ({status} {detail}) while trying to \
+                     {what} '{key}'"
                 ));
                 match se.retry_after {
                     Some(after) => err.with_retry_after(after),
                     None => err,
                 }
             }
-            status => PluginError::internal(format!(
+            _ => PluginError::internal(format!(
                 "unexpected answer {status} from Key Vault while trying to {what} '{key}': {detail}"
             )),
         };
     }
     match e.kind() {
-        ErrorKind::Credential => PluginError::new(
-            stowage_plugin::ErrorCode::Unauthenticated,
-            format!("cannot get a token for Key Vault: {}", describe(e)),
-        ),
+        ErrorKind::Credential => PluginError::unauthenticated(format!(
+            "cannot get a token for Key Vault: {}",
+            describe(e)
+        )),
         ErrorKind::Io | ErrorKind::Connection => PluginError::unavailable(format!(
             "cannot reach Key Vault at {}: {}",
             s.vault_url,

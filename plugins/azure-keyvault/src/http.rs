@@ -7,7 +7,8 @@ use std::time::Duration;
 use azure_core::error::{Error, ErrorKind};
 use azure_core::http::headers::{HeaderName, Headers, RETRY_AFTER};
 use azure_core::http::policies::{Policy, PolicyResult};
-use azure_core::http::{Context, Request, StatusCode, Transport};
+use azure_core::http::{Context, Request, Transport};
+use stowage_plugin::ErrorCode;
 
 use crate::config::Config;
 
@@ -49,16 +50,6 @@ pub fn transport(config: &Config) -> azure_core::Result<Transport> {
     Ok(Transport::new(Arc::new(client)))
 }
 
-/// Status codes worth retrying: the service said so (429, 503) or a hop failed.
-const RETRY_STATUS: [StatusCode; 6] = [
-    StatusCode::RequestTimeout,
-    StatusCode::TooManyRequests,
-    StatusCode::InternalServerError,
-    StatusCode::BadGateway,
-    StatusCode::ServiceUnavailable,
-    StatusCode::GatewayTimeout,
-];
-
 /// Retries at most `max_retries` times, waiting what the service asked (`Retry-After`) or an
 /// exponential backoff, but never longer than `max_delay` per wait: when the service asks for
 /// more, the answer goes back to the caller as `unavailable` with the hint instead.
@@ -75,8 +66,8 @@ impl BoundedRetry {
     }
 }
 
-/// The wait a throttling answer asked for: `retry-after-ms`, `x-ms-retry-after-ms` or
-/// `Retry-After` (seconds; an HTTP date is not parsed and counts as no hint).
+/// The wait a throttling answer asked for: `retry-after-ms`, `x-ms-retry-after-ms` (Azure's
+/// own, in milliseconds) or `Retry-After` (seconds or an HTTP date).
 pub fn retry_after(headers: &Headers) -> Option<Duration> {
     for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
         if let Some(ms) = headers
@@ -88,8 +79,7 @@ pub fn retry_after(headers: &Headers) -> Option<Duration> {
     }
     headers
         .get_optional_str(&RETRY_AFTER)
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
+        .and_then(stowage_plugin::http::retry_after)
 }
 
 #[async_trait::async_trait]
@@ -104,7 +94,11 @@ impl Policy for BoundedRetry {
         loop {
             let result = next[0].send(ctx, request, &next[1..]).await;
             let wait = match &result {
-                Ok(rsp) if RETRY_STATUS.contains(&rsp.status()) => {
+                // Worth retrying: the service said so (429, 503) or a hop failed.
+                Ok(rsp)
+                    if stowage_plugin::http::error_code(u16::from(rsp.status()))
+                        == ErrorCode::Unavailable =>
+                {
                     retry_after(rsp.headers()).unwrap_or_else(|| self.backoff(attempt))
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::Io | ErrorKind::Connection) => {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+use stowage_plugin::config::{self, Zero, invalid};
 use stowage_plugin::{PluginConfig, PluginError};
 
 /// `[storage.NAME.config]` of a blob backend. No key holds a secret: credentials come from
@@ -37,8 +38,8 @@ pub struct BlobConfig {
     pub use_azure_cli: Option<bool>,
     /// How many times a failed request (throttled, 5xx, network) is retried. Default 3.
     pub max_retries: Option<usize>,
-    /// How long retries of one request may go on, e.g. `10s`. Default 10s, so that an
-    /// unavailable store is reported before the host's deadline (30s by default).
+    /// How long retries of one request may go on, e.g. `10s` or `1m`. Default 10s, so that
+    /// an unavailable store is reported before the host's deadline (30s by default).
     pub retry_timeout: Option<String>,
     /// Timeout of one HTTP request, e.g. `20s`. Default 20s.
     pub request_timeout: Option<String>,
@@ -83,24 +84,6 @@ pub struct Checked {
     pub request_timeout: Duration,
     /// The backend's name, for messages.
     pub backend: String,
-}
-
-fn invalid(backend: &str, message: impl std::fmt::Display) -> PluginError {
-    PluginError::invalid_argument(format!("invalid config for backend '{backend}': {message}"))
-}
-
-/// Parses `500ms`, `10s`, `2m`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    match unit.trim() {
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
-        _ => None,
-    }
 }
 
 impl Checked {
@@ -266,14 +249,16 @@ impl Checked {
                 ));
             }
         }
-        let duration = |key: &str, value: &Option<String>, default: u64| match value {
-            None => Ok(Duration::from_secs(default)),
-            Some(text) => parse_duration(text).ok_or_else(|| {
-                invalid(
-                    backend,
-                    format!("`{key}` must be a duration like 500ms, 10s or 2m"),
-                )
-            }),
+        // Zero stays allowed, as it always was here: object_store reads a zero retry
+        // timeout as "no retries".
+        let duration = |key: &str, value: &Option<String>, default_secs: u64| {
+            config::duration(
+                backend,
+                key,
+                value.as_deref(),
+                Duration::from_secs(default_secs),
+                Zero::Allowed,
+            )
         };
         let retry_timeout = duration("retry-timeout", &config.retry_timeout, 10)?;
         let request_timeout = duration("request-timeout", &config.request_timeout, 20)?;
@@ -293,9 +278,7 @@ mod tests {
     use super::*;
 
     fn check(json: serde_json::Value) -> Result<Checked, PluginError> {
-        let config: BlobConfig = serde_json::from_value(json).map_err(|e| {
-            PluginError::invalid_argument(format!("invalid config for backend 't': {e}"))
-        })?;
+        let config: BlobConfig = serde_json::from_value(json).map_err(|e| invalid("t", e))?;
         Checked::check(config, "t")
     }
 
@@ -354,11 +337,15 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("2h"), None);
-        assert_eq!(parse_duration("s"), None);
+    fn durations_are_written_as_in_every_plugin() {
+        let c = check(serde_json::json!({
+            "url": "s3://b", "retry-timeout": "1m 30s", "request-timeout": "1h"
+        }))
+        .unwrap();
+        assert_eq!(c.retry_timeout, Duration::from_secs(90));
+        assert_eq!(c.request_timeout, Duration::from_secs(3600));
+        let c = check(serde_json::json!({"url": "s3://b"})).unwrap();
+        assert_eq!(c.retry_timeout, Duration::from_secs(10));
+        assert_eq!(c.request_timeout, Duration::from_secs(20));
     }
 }

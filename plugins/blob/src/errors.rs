@@ -8,6 +8,7 @@ use std::error::Error as StdError;
 
 use http::StatusCode;
 use object_store::client::{HttpError, HttpErrorKind};
+use stowage_plugin::errors::{chain, find};
 use stowage_plugin::{ErrorCode, PluginError};
 
 use crate::http::Failure;
@@ -27,29 +28,13 @@ pub struct Context<'a> {
     pub failure: Failure,
 }
 
-fn find<'a, T: StdError + 'static>(e: &'a (dyn StdError + 'static)) -> Option<&'a T> {
-    let mut current = Some(e);
-    while let Some(err) = current {
-        if let Some(found) = err.downcast_ref::<T>() {
-            return Some(found);
-        }
-        current = err.source();
-    }
-    None
-}
-
 /// Whether any error in the chain talks about credentials or tokens (credential providers
 /// fail with errors of their own).
 fn about_credentials(e: &(dyn StdError + 'static)) -> bool {
-    let mut current = Some(e);
-    while let Some(err) = current {
+    chain(e).any(|err| {
         let text = err.to_string().to_ascii_lowercase();
-        if text.contains("credential") || text.contains("token") || text.contains("imds") {
-            return true;
-        }
-        current = err.source();
-    }
-    false
+        text.contains("credential") || text.contains("token") || text.contains("imds")
+    })
 }
 
 fn describe_answer(status: StatusCode, code: &Option<String>) -> String {
@@ -60,7 +45,7 @@ fn describe_answer(status: StatusCode, code: &Option<String>) -> String {
 }
 
 /// Whether the error says the bucket or container itself is missing.
-fn missing_bucket(code: &Option<String>) -> bool {
+pub fn missing_bucket(code: &Option<String>) -> bool {
     matches!(
         code.as_deref(),
         Some("NoSuchBucket" | "ContainerNotFound" | "ContainerBeingDeleted")
@@ -108,14 +93,10 @@ pub fn map(e: object_store::Error, cx: &Context<'_>) -> PluginError {
                 detail(source.as_ref())
             ))
         }
-        E::Unauthenticated { ref source, .. } => PluginError::new(
-            ErrorCode::Unauthenticated,
-            format!(
-                "the {store} did not accept the credentials to {op} {what}{}; {}",
-                detail(source.as_ref()),
-                CREDENTIAL_HINT
-            ),
-        ),
+        E::Unauthenticated { ref source, .. } => PluginError::unauthenticated(format!(
+            "the {store} did not accept the credentials to {op} {what}{}; {CREDENTIAL_HINT}",
+            detail(source.as_ref()),
+        )),
         E::NotImplemented { operation, .. } => {
             PluginError::unsupported(format!("the {store} does not support {operation}"))
         }
@@ -149,52 +130,12 @@ fn generic(source: &(dyn StdError + 'static), cx: &Context<'_>) -> PluginError {
     // Credential providers (instance metadata, token exchanges) fail with errors of their
     // own, whose HTTP status is not the bucket's answer.
     if about_credentials(source) {
-        return PluginError::new(
-            ErrorCode::Unauthenticated,
-            format!("no usable credentials for the {store}; {CREDENTIAL_HINT}"),
-        );
+        return PluginError::unauthenticated(format!(
+            "no usable credentials for the {store}; {CREDENTIAL_HINT}"
+        ));
     }
     if let Some(status) = cx.failure.status {
-        let code = &cx.failure.code;
-        let shown = describe_answer(status, code);
-        if missing_bucket(code) {
-            return missing_bucket_error(store);
-        }
-        return match status {
-            StatusCode::TOO_MANY_REQUESTS
-            | StatusCode::SERVICE_UNAVAILABLE
-            | StatusCode::INTERNAL_SERVER_ERROR
-            | StatusCode::BAD_GATEWAY
-            | StatusCode::GATEWAY_TIMEOUT
-            | StatusCode::REQUEST_TIMEOUT => {
-                let mut e = PluginError::unavailable(format!(
-                    "the {store} is busy or failing ({shown}) and did not {op} {what}; retry later"
-                ));
-                if let Some(after) = cx.failure.retry_after {
-                    e = e.with_retry_after(after);
-                }
-                e
-            }
-            StatusCode::MOVED_PERMANENTLY | StatusCode::TEMPORARY_REDIRECT => {
-                PluginError::invalid_argument(format!(
-                    "the {store} answered {shown}: it is probably in another region; set `region`"
-                ))
-            }
-            StatusCode::BAD_REQUEST if code.as_deref() == Some("AuthorizationHeaderMalformed") => {
-                PluginError::invalid_argument(format!(
-                    "the {store} answered {shown}: the region is probably wrong; set `region`"
-                ))
-            }
-            StatusCode::BAD_REQUEST => PluginError::invalid_argument(format!(
-                "the {store} refused to {op} {what} ({shown})"
-            )),
-            s if s.is_client_error() => {
-                PluginError::internal(format!("the {store} refused to {op} {what} ({shown})"))
-            }
-            _ => PluginError::internal(format!(
-                "unexpected answer from the {store} to {op} {what} ({shown})"
-            )),
-        };
+        return from_answer(status, cx);
     }
     if let Some(http) = find::<HttpError>(source) {
         let why = match http.kind() {
@@ -212,6 +153,61 @@ fn generic(source: &(dyn StdError + 'static), cx: &Context<'_>) -> PluginError {
         PluginError::internal(format!("cannot {op} {what} in the {store}: {source}"))
     } else {
         PluginError::internal(format!("cannot {op} {what} in the {store}"))
+    }
+}
+
+/// Maps a failed answer of the store: its status, and the error code and `Retry-After` in
+/// `cx.failure`.
+pub fn from_answer(status: StatusCode, cx: &Context<'_>) -> PluginError {
+    let Context {
+        op, what, store, ..
+    } = cx;
+    let code = &cx.failure.code;
+    let shown = describe_answer(status, code);
+    if missing_bucket(code) {
+        return missing_bucket_error(store);
+    }
+    match status {
+        StatusCode::MOVED_PERMANENTLY | StatusCode::TEMPORARY_REDIRECT => {
+            return PluginError::invalid_argument(format!(
+                "the {store} answered {shown}: it is probably in another region; set `region`"
+            ));
+        }
+        StatusCode::BAD_REQUEST if code.as_deref() == Some("AuthorizationHeaderMalformed") => {
+            return PluginError::invalid_argument(format!(
+                "the {store} answered {shown}: the region is probably wrong; set `region`"
+            ));
+        }
+        _ => {}
+    }
+    match stowage_plugin::http::error_code(status.as_u16()) {
+        ErrorCode::Unavailable => {
+            let e = PluginError::unavailable(format!(
+                "the {store} is busy or failing ({shown}) and did not {op} {what}; retry later"
+            ));
+            match cx.failure.retry_after {
+                Some(after) => e.with_retry_after(after),
+                None => e,
+            }
+        }
+        ErrorCode::InvalidArgument => {
+            PluginError::invalid_argument(format!("the {store} refused to {op} {what} ({shown})"))
+        }
+        ErrorCode::Unauthenticated => PluginError::unauthenticated(format!(
+            "the {store} did not accept the credentials to {op} {what} ({shown}); \
+             {CREDENTIAL_HINT}"
+        )),
+        ErrorCode::PermissionDenied => PluginError::permission_denied(format!(
+            "the {store} refused to {op} {what} ({shown}): the credentials in use are not \
+             allowed to; check the role or policy"
+        )),
+        // Not-found and conflicts reach here only from requests that did not expect them.
+        _ if status.is_client_error() => {
+            PluginError::internal(format!("the {store} refused to {op} {what} ({shown})"))
+        }
+        _ => PluginError::internal(format!(
+            "unexpected answer from the {store} to {op} {what} ({shown})"
+        )),
     }
 }
 

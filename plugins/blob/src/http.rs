@@ -144,8 +144,7 @@ impl HttpService for Service {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(stowage_plugin::http::retry_after);
         // Error bodies are small XML documents; read it to keep the store's error code,
         // and hand object_store the same bytes.
         let (parts, body) = response.into_parts();
