@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use stowage_protocol::error_chain;
 use stowage_protocol::handshake::{self, Handshake};
 use stowage_protocol::{Capability, ConfigureRequest, PluginError, PluginInfo, codec};
 use tarpc::client::RpcError;
@@ -440,27 +441,15 @@ fn describe(status: ExitStatus) -> String {
 
 /// Whether a call failed because the plugin's stdin was closed.
 fn is_broken_pipe(e: &RpcError) -> bool {
-    let mut source: Option<&dyn std::error::Error> = Some(e);
-    while let Some(inner) = source {
-        if let Some(io) = inner.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::BrokenPipe
-        {
-            return true;
-        }
-        source = inner.source();
-    }
-    rpc_detail(e).contains("Broken pipe")
+    error_chain::chain(e).any(|inner| {
+        inner
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    }) || rpc_detail(e).contains("Broken pipe")
 }
 
 fn rpc_detail(e: &RpcError) -> String {
-    let mut s = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
+    error_chain::describe(e)
 }
 
 /// Shows what a plugin wrote, escaped and cut short.

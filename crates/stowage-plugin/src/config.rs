@@ -19,8 +19,6 @@ pub struct PluginConfig {
     pub role: Role,
     /// The backend's `config` table, as JSON.
     pub values: serde_json::Map<String, serde_json::Value>,
-    /// The host's name and version.
-    pub host: String,
 }
 
 impl PluginConfig {
@@ -43,7 +41,6 @@ impl PluginConfig {
             backend: request.backend.clone(),
             role: request.role,
             values,
-            host: request.host.clone(),
         })
     }
 
@@ -204,7 +201,6 @@ mod tests {
             backend: "b".into(),
             role: Role::Storage,
             values,
-            host: "h".into(),
         }
     }
 

@@ -35,13 +35,16 @@
 
 pub mod config;
 pub mod duration;
-pub mod errors;
 pub mod http;
 mod lifeline;
-pub mod paging;
 mod server;
 mod stdio;
 mod tap;
+
+/// Walking an error's source chain, shared with the host.
+pub use stowage_protocol::error_chain as errors;
+/// Keyset pagination, shared with the host's built-in stores.
+pub use stowage_protocol::paging;
 
 use std::io::Write as _;
 use std::process::ExitCode;

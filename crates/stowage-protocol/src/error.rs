@@ -68,11 +68,6 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
         }
     }
-
-    /// Whether a caller may retry the same call and expect a different outcome.
-    pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorCode::Unavailable | ErrorCode::DeadlineExceeded)
-    }
 }
 
 impl fmt::Display for ErrorCode {

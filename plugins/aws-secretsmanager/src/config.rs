@@ -215,7 +215,6 @@ mod tests {
             backend: "aws".into(),
             role: Role::Secrets,
             values,
-            host: "test".into(),
         })
     }
 

@@ -365,7 +365,6 @@ mod tests {
             backend: "kv".into(),
             role: Role::Secrets,
             values,
-            host: "test".into(),
         })
     }
 

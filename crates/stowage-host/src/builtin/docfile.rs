@@ -253,11 +253,7 @@ impl VersionedDir {
         create_private_dir(&self.dir)?;
         let _lock = self.lock()?;
         let current = self.read(file_name)?;
-        check(
-            precondition,
-            current.as_ref().map(|e| e.version.as_str()),
-            what,
-        )?;
+        precondition.check(current.as_ref().map(|e| e.version.as_str()), what)?;
         let generation = current
             .as_ref()
             .and_then(|e| e.version.split('-').next()?.parse::<u64>().ok())
@@ -319,7 +315,7 @@ impl VersionedDir {
                 _ => PluginError::not_found(format!("{what} not found")),
             });
         };
-        check(precondition, Some(&current.version), what)?;
+        precondition.check(Some(&current.version), what)?;
         let path = self.path(file_name);
         fs::remove_file(&path).map_err(|e| io_error("cannot remove", &path, e))?;
         self.sync_dir();
@@ -329,7 +325,7 @@ impl VersionedDir {
     /// Every entry name (decoded), sorted by bytes. Only regular files with names this
     /// backend writes count; anything else (a subdirectory, a link, a FIFO, a foreign
     /// file) is skipped and logged, and temp files left by killed writers are removed.
-    pub(crate) fn names(&self) -> Result<Vec<(String, String)>, PluginError> {
+    pub(crate) fn names(&self) -> Result<Vec<EntryName>, PluginError> {
         self.check_no_links()?;
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
@@ -362,7 +358,10 @@ impl VersionedDir {
             }
             let is_file = entry.file_type().is_ok_and(|t| t.is_file());
             match decode(file_name) {
-                Some(name) if is_file => names.push((name, file_name.to_owned())),
+                Some(name) if is_file => names.push(EntryName {
+                    name,
+                    file_name: file_name.to_owned(),
+                }),
                 _ => tracing::warn!(
                     "skipping {} in {}: not an entry written by Stowage",
                     file_name,
@@ -464,27 +463,6 @@ fn parse_entry(bytes: &[u8]) -> Option<Entry> {
     })
 }
 
-/// Checks a precondition against the current version (`None`: absent).
-pub(crate) fn check(
-    precondition: &Precondition,
-    current: Option<&str>,
-    what: &str,
-) -> Result<(), PluginError> {
-    match (precondition, current) {
-        (Precondition::Any, _) | (Precondition::Absent, None) => Ok(()),
-        (Precondition::Absent, Some(v)) => Err(PluginError::already_exists(format!(
-            "{what} already exists (version {v})"
-        ))),
-        (Precondition::Version(want), Some(have)) if want == have => Ok(()),
-        (Precondition::Version(want), Some(have)) => Err(PluginError::conflict(format!(
-            "{what} is at version {have}, not the expected {want}"
-        ))),
-        (Precondition::Version(want), None) => Err(PluginError::conflict(format!(
-            "{what} does not exist, so it is not at the expected version {want}"
-        ))),
-    }
-}
-
 fn random_suffix() -> String {
     let mut bytes = [0u8; 4];
     if getrandom::fill(&mut bytes).is_err() {
@@ -497,24 +475,17 @@ fn random_suffix() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Applies prefix, page token and page size to sorted names.
-pub(crate) fn page<'a>(
-    names: &'a [(String, String)],
-    prefix: &str,
-    page_token: Option<&str>,
-    page_size: usize,
-) -> (Vec<&'a (String, String)>, Option<String>) {
-    let mut matching = names
-        .iter()
-        .filter(|(n, _)| n.starts_with(prefix))
-        .filter(|(n, _)| page_token.is_none_or(|t| n.as_str() > t));
-    let items: Vec<_> = matching.by_ref().take(page_size).collect();
-    let next = if matching.next().is_some() {
-        items.last().map(|(n, _)| n.clone())
-    } else {
-        None
-    };
-    (items, next)
+/// An entry's decoded name and the file that holds it.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct EntryName {
+    pub name: String,
+    pub file_name: String,
+}
+
+impl stowage_protocol::paging::Named for EntryName {
+    fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 #[cfg(test)]
@@ -556,19 +527,5 @@ mod tests {
         assert_eq!(d.stat("a").unwrap().unwrap(), (v2.clone(), 1));
         d.remove("a", &Precondition::Version(v2), "a").unwrap();
         assert!(d.read("a").unwrap().is_none());
-    }
-
-    #[test]
-    fn paging() {
-        let names: Vec<(String, String)> = ["a1", "a2", "a3", "b1"]
-            .iter()
-            .map(|n| (n.to_string(), n.to_string()))
-            .collect();
-        let (p, next) = page(&names, "a", None, 2);
-        assert_eq!(p.len(), 2);
-        assert_eq!(next.as_deref(), Some("a2"));
-        let (p, next) = page(&names, "a", next.as_deref(), 2);
-        assert_eq!(p.len(), 1);
-        assert_eq!(next, None);
     }
 }

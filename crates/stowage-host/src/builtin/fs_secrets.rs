@@ -7,11 +7,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use stowage_protocol::{
     PluginError, Precondition, SecretBytes, SecretListQuery, SecretMeta, SecretPage, SecretRef,
-    Secrets, effective_page_size,
+    Secrets,
 };
 
 use super::blocking;
-use super::docfile::{VersionedDir, create_private_dir, encode, page};
+use stowage_protocol::paging;
+
+use super::docfile::{VersionedDir, create_private_dir, encode};
 
 /// The built-in filesystem secret store.
 #[derive(Clone, Debug)]
@@ -90,25 +92,24 @@ impl Secrets for FilesystemSecrets {
         let query = query.clone();
         blocking(move || {
             let dir = this.dir();
-            let names = dir.names()?;
-            let (items, next_page_token) = page(
-                &names,
+            let page = paging::page(
+                dir.names()?,
                 &query.prefix,
                 query.page_token.as_deref(),
-                effective_page_size(query.page_size),
-            );
-            let mut out = Vec::with_capacity(items.len());
-            for (key, file_name) in items {
-                if let Some((version, _)) = dir.stat(file_name)? {
+                query.page_size,
+            )?;
+            let mut out = Vec::with_capacity(page.items.len());
+            for entry in page.items {
+                if let Some((version, _)) = dir.stat(&entry.file_name)? {
                     out.push(SecretMeta {
-                        key: key.clone(),
+                        key: entry.name,
                         version: Some(version),
                     });
                 }
             }
             Ok(SecretPage {
                 items: out,
-                next_page_token,
+                next_page_token: page.next_page_token,
             })
         })
         .await

@@ -12,7 +12,9 @@ use stowage_protocol::{
 };
 
 use super::blocking;
-use super::docfile::{VersionedDir, encode, page};
+use stowage_protocol::paging;
+
+use super::docfile::{VersionedDir, encode};
 
 /// The built-in filesystem document store.
 #[derive(Clone, Debug)]
@@ -100,19 +102,18 @@ impl Storage for FilesystemStorage {
         let query = query.clone();
         blocking(move || {
             let dir = this.group_dir(&query.collection, &query.group)?;
-            let names = dir.names()?;
-            let (items, next_page_token) = page(
-                &names,
+            let page = paging::page(
+                dir.names()?,
                 &query.prefix,
                 query.page_token.as_deref(),
-                query.effective_page_size(),
-            );
-            let mut out = Vec::with_capacity(items.len());
-            for (name, file_name) in items {
+                query.page_size,
+            )?;
+            let mut out = Vec::with_capacity(page.items.len());
+            for entry in page.items {
                 // An entry deleted between listing and stat is simply skipped.
-                if let Some((version, size)) = dir.stat(file_name)? {
+                if let Some((version, size)) = dir.stat(&entry.file_name)? {
                     out.push(DocumentMeta {
-                        name: name.clone(),
+                        name: entry.name,
                         version,
                         size,
                     });
@@ -120,7 +121,7 @@ impl Storage for FilesystemStorage {
             }
             Ok(ListPage {
                 items: out,
-                next_page_token,
+                next_page_token: page.next_page_token,
             })
         })
         .await
@@ -134,7 +135,7 @@ impl Storage for FilesystemStorage {
             Ok(dir
                 .names()?
                 .iter()
-                .filter(|(n, _)| n.starts_with(&query.prefix))
+                .filter(|e| e.name.starts_with(&query.prefix))
                 .count() as u64)
         })
         .await

@@ -5,9 +5,8 @@
 //! process may serve one page and be gone before the next), and it stays valid when entries
 //! are added or removed between pages.
 
-use stowage_protocol::{
-    DocumentMeta, MAX_NAME_LEN, PluginError, SecretMeta, effective_page_size, validate_text,
-};
+use crate::error::PluginError;
+use crate::types::{DocumentMeta, MAX_NAME_LEN, SecretMeta, effective_page_size, validate_text};
 
 /// An entry a listing pages over, by its name.
 pub trait Named {
@@ -140,7 +139,7 @@ fn check_token(prefix: &str, token: &str) -> Result<(), PluginError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stowage_protocol::ErrorCode;
+    use crate::ErrorCode;
 
     fn names(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("k{i:03}")).collect()
