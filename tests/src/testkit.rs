@@ -536,6 +536,8 @@ fn main() -> ExitCode {
         _ => Codec::Bincode,
     };
     let code = Plugin::new("testkit", env!("CARGO_PKG_VERSION"))
+        // The config keys that hold credentials, for hosts that show a config.
+        .sensitive_config_keys([] as [&str; 0])
         .codec(codec)
         .about(
             "Serves storage and secrets in memory, or on disk under config `root`. \

@@ -512,7 +512,9 @@ async fn describe_needs_no_config() {
         .unwrap();
     assert_eq!(info.name, "testkit");
     assert_eq!(handshake.codec, stowage_host::protocol::Codec::Json);
-    assert_eq!(info.capabilities.len(), 9, "{:?}", info.capabilities);
+    // Every method of both roles, and `config.keys` (it declares its sensitive keys).
+    assert_eq!(info.capabilities.len(), 10, "{:?}", info.capabilities);
+    assert!(info.capabilities.iter().any(|c| c == "config.keys"));
 }
 
 #[test]

@@ -245,7 +245,7 @@ pub async fn run_process_cases(
         let unknown: Vec<&String> = info
             .capabilities
             .iter()
-            .filter(|c| c.parse::<Capability>().is_err())
+            .filter(|c| !stowage_protocol::capability::is_known(c))
             .collect();
         ensure!(unknown.is_empty(), "unknown capability names {unknown:?}");
         ensure!(!info.capabilities.is_empty(), "declares no capability");
@@ -492,6 +492,7 @@ fn error_of(answer: &Resp) -> Option<&PluginError> {
         Resp::SecretsResolve(answers) => answers.first().and_then(|a| a.as_ref().err()),
         Resp::SecretsPut(r) => r.as_ref().err(),
         Resp::SecretsList(r) => r.as_ref().err(),
+        Resp::ConfigKeys(r) => r.as_ref().err(),
     }
 }
 

@@ -6,8 +6,9 @@
 
 use stowage_protocol::service::{StowagePluginRequest as Req, StowagePluginResponse as Resp};
 use stowage_protocol::{
-    Bytes, ConfigureRequest, CountQuery, Document, DocumentKey, ListPage, ListQuery, PluginError,
-    PluginInfo, Precondition, SecretBytes, SecretListQuery, SecretPage, SecretRef, SecretResult,
+    Bytes, ConfigKeys, ConfigureRequest, CountQuery, Document, DocumentKey, ListPage, ListQuery,
+    PluginError, PluginInfo, Precondition, SecretBytes, SecretListQuery, SecretPage, SecretRef,
+    SecretResult,
 };
 use tarpc::client::RpcError;
 use tarpc::context::Context;
@@ -64,4 +65,6 @@ methods! {
     secrets_list(query: SecretListQuery) -> Result<SecretPage, PluginError> = SecretsList;
     /// `describe`
     describe() -> Result<PluginInfo, PluginError> = Describe;
+    /// `config_keys`
+    config_keys() -> Result<ConfigKeys, PluginError> = ConfigKeys;
 }

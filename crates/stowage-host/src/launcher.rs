@@ -185,6 +185,32 @@ impl KeptProcess {
     }
 }
 
+/// Starts `command`, asks it to `describe` itself and, when it declares `config.keys`,
+/// which of its config keys are sensitive; stops it. `None` when it does not say.
+pub async fn sensitive_config_keys(
+    command: &PluginCommand,
+    timeout: Duration,
+) -> Result<Option<Vec<String>>> {
+    let process = PluginProcess::start(command, None, timeout).await?;
+    let declared = process
+        .info()
+        .capabilities
+        .iter()
+        .any(|c| c == stowage_protocol::capability::CONFIG_KEYS);
+    let answer = if declared {
+        process
+            .call("config_keys", timeout, |c, ctx| async move {
+                c.config_keys(ctx).await
+            })
+            .await
+            .map(|keys| Some(keys.sensitive))
+    } else {
+        Ok(None)
+    };
+    process.shutdown().await;
+    answer
+}
+
 /// Starts `command`, asks it to `describe` itself (no config needed), and stops it.
 pub async fn describe(
     command: &PluginCommand,

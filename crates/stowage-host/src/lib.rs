@@ -222,3 +222,12 @@ pub async fn describe_plugin(
 ) -> Result<(protocol::PluginInfo, protocol::handshake::Handshake)> {
     launcher::describe(command, timeout).await
 }
+
+/// Which keys of the plugin's config table it declares sensitive (`config.keys`), or
+/// `None` for a plugin that does not say. Starts the plugin once, without config.
+pub async fn plugin_sensitive_config_keys(
+    command: &PluginCommand,
+    timeout: std::time::Duration,
+) -> Result<Option<Vec<String>>> {
+    launcher::sensitive_config_keys(command, timeout).await
+}

@@ -11,6 +11,16 @@
 //!
 //! `${env:VAR}` references are shown as written wherever they are: they name a variable,
 //! they are not its value.
+//!
+//! A plugin may declare which of its config keys are sensitive (the `config.keys`
+//! capability). For such a backend exactly those keys are redacted and every other value
+//! is shown (still without passwords inside URLs); the key lists above are only the
+//! fallback for plugins that do not say.
+
+use std::collections::BTreeMap;
+
+/// Sensitive config keys declared by plugins, by backend (`storage.team`).
+pub type DeclaredKeys = BTreeMap<String, Vec<String>>;
 
 /// Keys of a backend's `config` table whose string values are not credentials.
 const SHOWN_CONFIG_KEYS: &[&str] = &[
@@ -113,10 +123,33 @@ fn redact_config(table: &mut toml::Table) {
     }
 }
 
-fn redact_backend(table: &mut toml::Table) {
+/// A config table whose plugin declared its sensitive keys.
+fn redact_declared(table: &mut toml::Table, sensitive: &[String]) {
+    for (key, value) in table.iter_mut() {
+        if sensitive.iter().any(|k| k == key) {
+            redact_all(value);
+        } else {
+            redact_url_passwords(value);
+        }
+    }
+}
+
+fn redact_url_passwords(value: &mut toml::Value) {
+    match value {
+        toml::Value::String(s) => *s = redact_url_password(s),
+        toml::Value::Array(items) => items.iter_mut().for_each(redact_url_passwords),
+        toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| redact_url_passwords(v)),
+        _ => {}
+    }
+}
+
+fn redact_backend(table: &mut toml::Table, declared: Option<&Vec<String>>) {
     for (key, value) in table.iter_mut() {
         match (key.as_str(), value) {
-            ("config", toml::Value::Table(t)) => redact_config(t),
+            ("config", toml::Value::Table(t)) => match declared {
+                Some(sensitive) => redact_declared(t, sensitive),
+                None => redact_config(t),
+            },
             (k, toml::Value::String(s)) if SHOWN_BACKEND_KEYS.contains(&k) => {
                 *s = redact_url_password(s)
             }
@@ -126,13 +159,15 @@ fn redact_backend(table: &mut toml::Table) {
 }
 
 /// Redacts a parsed config file in place.
-pub fn redact_config_file(table: &mut toml::Table) {
+pub fn redact_config_file(table: &mut toml::Table, declared: &DeclaredKeys) {
     for (key, value) in table.iter_mut() {
         match (key.as_str(), value) {
-            ("storage" | "secrets", toml::Value::Table(backends)) => {
-                for (_, backend) in backends.iter_mut() {
+            (role @ ("storage" | "secrets"), toml::Value::Table(backends)) => {
+                for (name, backend) in backends.iter_mut() {
                     match backend {
-                        toml::Value::Table(t) => redact_backend(t),
+                        toml::Value::Table(t) => {
+                            redact_backend(t, declared.get(&format!("{role}.{name}")))
+                        }
                         other => redact_all(other),
                     }
                 }
@@ -147,9 +182,14 @@ pub fn redact_config_file(table: &mut toml::Table) {
 /// `"<redacted>"`. Comments are not kept (redacting line by line would miss inline
 /// tables).
 pub fn redacted_source(text: &str) -> String {
+    redacted_source_with(text, &DeclaredKeys::new())
+}
+
+/// [`redacted_source`], with the sensitive keys that plugins declared for their backends.
+pub fn redacted_source_with(text: &str, declared: &DeclaredKeys) -> String {
     match text.parse::<toml::Table>() {
         Ok(mut table) => {
-            redact_config_file(&mut table);
+            redact_config_file(&mut table, declared);
             toml::to_string_pretty(&table).unwrap_or_default()
         }
         Err(_) => "# (the file does not parse; not shown)\n".to_owned(),
@@ -209,6 +249,22 @@ client-secret = "{CANARY}-secret"
         ] {
             assert!(shown.contains(kept), "{kept} missing from:\n{shown}");
         }
+    }
+
+    #[test]
+    fn declared_keys_replace_the_guesswork() {
+        let text = format!(
+            "[secrets.v]\nplugin = \"p\"\n[secrets.v.config]\nshared-key = \"{CANARY}\"\n\
+             token-name = \"shown-token-name\"\nendpoint = \"https://u:{CANARY}@h/\"\n"
+        );
+        let declared =
+            DeclaredKeys::from([("secrets.v".to_owned(), vec!["shared-key".to_owned()])]);
+        let shown = redacted_source_with(&text, &declared);
+        assert!(!shown.contains(CANARY), "{shown}");
+        // Undeclared keys are shown even when their name looks like a credential's.
+        assert!(shown.contains("shown-token-name"), "{shown}");
+        // Without the declaration, the name-based fallback hides it.
+        assert!(!redacted_source(&text).contains("shown-token-name"));
     }
 
     #[test]

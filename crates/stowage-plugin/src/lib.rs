@@ -72,6 +72,7 @@ pub struct Plugin {
     about: Option<String>,
     storage: Option<Box<StorageFactory>>,
     secrets: Option<Box<SecretsFactory>>,
+    sensitive_config_keys: Option<Vec<String>>,
 }
 
 impl Plugin {
@@ -84,6 +85,7 @@ impl Plugin {
             about: None,
             storage: None,
             secrets: None,
+            sensitive_config_keys: None,
         }
     }
 
@@ -97,6 +99,19 @@ impl Plugin {
     /// configure it.
     pub fn about(mut self, text: impl Into<String>) -> Self {
         self.about = Some(text.into());
+        self
+    }
+
+    /// Declares which keys of the config table hold credentials (the `config.keys`
+    /// capability): hosts then redact exactly those when they show a config, and show the
+    /// rest. An empty list says that no key is sensitive. Without this call the plugin
+    /// does not say, and hosts fall back to guessing from key names.
+    pub fn sensitive_config_keys<I, S>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.sensitive_config_keys = Some(keys.into_iter().map(Into::into).collect());
         self
     }
 

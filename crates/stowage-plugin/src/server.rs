@@ -6,10 +6,10 @@ use futures::StreamExt as _;
 use stowage_protocol::handshake::Handshake;
 use stowage_protocol::service::StowagePlugin;
 use stowage_protocol::{
-    Bytes, Capability, ConfigureRequest, CountQuery, Document, DocumentKey, ListPage, ListQuery,
-    PluginError, PluginInfo, Precondition, Role, SecretBytes, SecretListQuery, SecretPage,
-    SecretRef, SecretResult, Secrets, Storage, codec, validate_collection, validate_secret_key,
-    validate_text,
+    Bytes, Capability, ConfigKeys, ConfigureRequest, CountQuery, Document, DocumentKey, ListPage,
+    ListQuery, PluginError, PluginInfo, Precondition, Role, SecretBytes, SecretListQuery,
+    SecretPage, SecretRef, SecretResult, Secrets, Storage, codec, validate_collection,
+    validate_secret_key, validate_text,
 };
 use tarpc::context::Context;
 use tarpc::server::{BaseChannel, Channel as _};
@@ -158,7 +158,7 @@ impl StowagePlugin for PluginServer {
             name: state.plugin.name.clone(),
             version: state.plugin.version.clone(),
             protocol_version: state.version,
-            capabilities: capabilities.iter().map(|c| c.as_str().to_owned()).collect(),
+            capabilities: state.plugin.declared(&capabilities),
         };
         state
             .backend
@@ -310,16 +310,41 @@ impl StowagePlugin for PluginServer {
         let plugin = &self.0.plugin;
         let mut capabilities = Vec::new();
         if plugin.storage.is_some() {
-            capabilities.extend(Capability::STORAGE.iter().map(|c| c.as_str().to_owned()));
+            capabilities.extend(Capability::STORAGE);
         }
         if plugin.secrets.is_some() {
-            capabilities.extend(Capability::SECRETS.iter().map(|c| c.as_str().to_owned()));
+            capabilities.extend(Capability::SECRETS);
         }
         Ok(PluginInfo {
             name: plugin.name.clone(),
             version: plugin.version.clone(),
             protocol_version: self.0.version,
-            capabilities,
+            capabilities: plugin.declared(&capabilities),
         })
+    }
+
+    async fn config_keys(self, ctx: Context) -> Result<ConfigKeys, PluginError> {
+        let _watched = self.0.watchdog.watch(ctx.deadline);
+        match &self.0.plugin.sensitive_config_keys {
+            Some(keys) => Ok(ConfigKeys {
+                sensitive: keys.clone(),
+            }),
+            None => Err(PluginError::unsupported(format!(
+                "plugin '{}' does not declare its sensitive config keys",
+                self.0.plugin.name
+            ))),
+        }
+    }
+}
+
+impl Plugin {
+    /// The capability names to declare: the role's methods, and `config.keys` when the
+    /// plugin says which of its config keys are sensitive.
+    fn declared(&self, capabilities: &[Capability]) -> Vec<String> {
+        let mut names: Vec<String> = capabilities.iter().map(|c| c.as_str().to_owned()).collect();
+        if self.sensitive_config_keys.is_some() {
+            names.push(stowage_protocol::capability::CONFIG_KEYS.to_owned());
+        }
+        names
     }
 }

@@ -74,6 +74,16 @@ impl Capability {
     }
 }
 
+/// A capability that is no method of a role: the plugin answers `config_keys`, telling
+/// which keys of its config table are sensitive. Declared in the same `capabilities` list;
+/// a host that does not know it ignores it.
+pub const CONFIG_KEYS: &str = "config.keys";
+
+/// Whether `name` is a capability this crate knows: a [`Capability`] or [`CONFIG_KEYS`].
+pub fn is_known(name: &str) -> bool {
+    name == CONFIG_KEYS || name.parse::<Capability>().is_ok()
+}
+
 impl fmt::Display for Capability {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -7,8 +7,8 @@
 
 use crate::error::PluginError;
 use crate::types::{
-    ConfigureRequest, CountQuery, Document, DocumentKey, ListPage, ListQuery, PluginInfo,
-    Precondition, SecretListQuery, SecretPage, SecretRef, SecretResult,
+    ConfigKeys, ConfigureRequest, CountQuery, Document, DocumentKey, ListPage, ListQuery,
+    PluginInfo, Precondition, SecretListQuery, SecretPage, SecretRef, SecretResult,
 };
 use crate::wire_bytes::{Bytes, SecretBytes};
 
@@ -58,4 +58,10 @@ pub trait StowagePlugin {
     /// as the first call instead of `configure` (for `stowage plugins list`); a connection
     /// that starts with `describe` takes no other call.
     async fn describe() -> Result<PluginInfo, PluginError>;
+
+    /// `config.keys` (added within protocol 1): which keys of the backend's `config` table
+    /// hold credentials, so that hosts can redact exactly those when they show a config.
+    /// Needs no config: allowed as the first call, or after `describe` or `configure`. Only
+    /// called when the plugin declared the `config.keys` capability.
+    async fn config_keys() -> Result<ConfigKeys, PluginError>;
 }

@@ -60,6 +60,15 @@ pub struct ConfigureRequest {
     pub host: String,
 }
 
+/// What a plugin says about its config table; the answer to `config_keys`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigKeys {
+    /// Keys whose values are credentials or otherwise secret. Hosts redact their values
+    /// when they show a config, and show the other keys' values (a password inside a URL
+    /// is redacted anyway).
+    pub sensitive: Vec<String>,
+}
+
 /// What a plugin is and what it can do; the answer to `configure`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginInfo {

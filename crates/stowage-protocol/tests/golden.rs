@@ -418,6 +418,21 @@ fn all_messages() -> Vec<Golden> {
             false,
         ),
         golden(
+            "config_keys.request",
+            &request(13, Req::ConfigKeys {}),
+            true,
+        ),
+        golden(
+            "config_keys.response",
+            &response(
+                13,
+                Resp::ConfigKeys(Ok(ConfigKeys {
+                    sensitive: vec!["client-secret".into(), "access-token".into()],
+                })),
+            ),
+            false,
+        ),
+        golden(
             "cancel",
             &tarpc::ClientMessage::<Req>::Cancel {
                 trace_context: trace::Context::default(),

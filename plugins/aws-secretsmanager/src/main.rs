@@ -14,6 +14,8 @@ use stowage_plugin::{Plugin, PluginConfig};
 
 fn main() -> ExitCode {
     Plugin::new("aws-secretsmanager", env!("CARGO_PKG_VERSION"))
+        // The config keys that hold credentials, for hosts that show a config.
+        .sensitive_config_keys(["external-id", "tags"])
         .about(
             "Secrets in AWS Secrets Manager. Config keys: region, profile, endpoint-url, prefix, \
              role-arn, external-id, session-name, kms-key-id, tags, allow-unmanaged, \

@@ -15,6 +15,8 @@ use stowage_plugin::{Plugin, PluginConfig, PluginError, Role};
 
 fn main() -> ExitCode {
     Plugin::new("azure-keyvault", env!("CARGO_PKG_VERSION"))
+        // The config keys that hold credentials, for hosts that show a config.
+        .sensitive_config_keys(["tags"])
         .about(
             "Serves Stowage secrets from an Azure Key Vault. Config: vault-url (or vault-name and \
              cloud), credential (default, environment, workload-identity, managed-identity, \

@@ -30,6 +30,8 @@ fn main() -> ExitCode {
         libc::umask(0o077);
     }
     Plugin::new("blob", env!("CARGO_PKG_VERSION"))
+        // The config keys that hold credentials, for hosts that show a config.
+        .sensitive_config_keys([] as [&str; 0])
         .about(ABOUT)
         .storage(|config: &PluginConfig| {
             config::Checked::from_plugin_config(config).map(store::BlobStorage::new)

@@ -145,6 +145,42 @@ fn humantime_secs(d: std::time::Duration) -> String {
     format!("{}s", d.as_secs_f64())
 }
 
+/// How long `config show --source` waits for each plugin to say which keys are sensitive.
+const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Asks every plugin backend which of its config keys are sensitive (`config.keys`). A
+/// plugin that cannot be asked, or does not say, is redacted by key names instead.
+async fn declared_keys(stowage: &Stowage) -> stowage_host::redact::DeclaredKeys {
+    let config = stowage.config();
+    let mut declared = stowage_host::redact::DeclaredKeys::new();
+    for spec in config.storage.values().chain(config.secrets.values()) {
+        if matches!(spec.kind, BackendKind::Builtin(_)) {
+            continue;
+        }
+        let Ok(program) = stowage_host::discovery::program_for(config, spec) else {
+            continue;
+        };
+        let command = stowage_host::PluginCommand {
+            backend: spec.name.clone(),
+            program,
+            args: spec.args.clone(),
+            env: spec.env.clone(),
+        };
+        match stowage_host::plugin_sensitive_config_keys(&command, ASK_TIMEOUT).await {
+            Ok(Some(keys)) => {
+                declared.insert(format!("{}.{}", spec.role, spec.name), keys);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::info!(
+                "cannot ask backend '{}' which config keys are sensitive ({e}); redacting by \
+                 key names",
+                spec.name
+            ),
+        }
+    }
+    declared
+}
+
 pub async fn run(cmd: ConfigCommand, stowage: &Stowage, out: Output) -> CmdResult {
     let config = stowage.config();
     let all: Vec<&BackendSpec> = config
@@ -164,7 +200,9 @@ pub async fn run(cmd: ConfigCommand, stowage: &Stowage, out: Output) -> CmdResul
                     "backends": all.iter().map(|s| backend_json(s)).collect::<Vec<_>>(),
                 });
                 if source && let Some(text) = &config.source_text {
-                    shown["source"] = stowage_host::redact::redacted_source(text).into();
+                    let declared = declared_keys(stowage).await;
+                    shown["source"] =
+                        stowage_host::redact::redacted_source_with(text, &declared).into();
                 }
                 output::json(&shown)
             }
@@ -212,7 +250,11 @@ pub async fn run(cmd: ConfigCommand, stowage: &Stowage, out: Output) -> CmdResul
                             .map(|p| p.display().to_string())
                             .unwrap_or_default()
                     );
-                    crate::out!("{}", stowage_host::redact::redacted_source(text));
+                    let declared = declared_keys(stowage).await;
+                    crate::out!(
+                        "{}",
+                        stowage_host::redact::redacted_source_with(text, &declared)
+                    );
                 }
             }
         },
