@@ -37,6 +37,7 @@ pub mod limits;
 mod process;
 pub mod redact;
 pub mod retry;
+pub mod rmw;
 mod stderr;
 mod transport;
 
