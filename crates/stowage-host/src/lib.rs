@@ -33,6 +33,7 @@ pub mod groups;
 mod handle;
 mod integrity;
 mod launcher;
+pub mod lease;
 pub mod limits;
 mod process;
 pub mod redact;

@@ -166,7 +166,13 @@ where
 }
 
 /// The `conflict` for a read-modify-write that other writers kept beating.
-fn gave_up(backend: &str, key: &DocumentKey, attempts: u32, started: Instant, last: Error) -> Error {
+fn gave_up(
+    backend: &str,
+    key: &DocumentKey,
+    attempts: u32,
+    started: Instant,
+    last: Error,
+) -> Error {
     let last = match last {
         Error::Backend { error, .. } => error.message,
         other => other.to_string(),
@@ -176,9 +182,7 @@ fn gave_up(backend: &str, key: &DocumentKey, attempts: u32, started: Instant, la
         PluginError::conflict(format!(
             "gave up updating document {key} after {attempts} attempts in {}: other writers \
              kept changing it first (last answer: {last})",
-            humantime::format_duration(Duration::from_millis(
-                started.elapsed().as_millis() as u64
-            ))
+            humantime::format_duration(Duration::from_millis(started.elapsed().as_millis() as u64))
         )),
     )
 }
