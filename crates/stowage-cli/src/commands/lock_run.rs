@@ -53,6 +53,9 @@ enum End {
     Exited(ExitStatus),
     /// The lease was lost; the command still runs and must be stopped.
     Lost(Error),
+    /// The command's end was noticed only after the lease had run out without a
+    /// renewal (stowage itself was paused, say): it may have run on without the lease.
+    EndedLate(ExitStatus, Error),
 }
 
 pub async fn run(
@@ -126,6 +129,7 @@ pub async fn run(
     let end = supervisor.supervise(&mut child, pgid, &mut interrupt).await;
     let (status, lost) = match end {
         End::Exited(status) => (status, None),
+        End::EndedLate(status, e) => (status, Some(e)),
         End::Lost(e) => {
             eprintln!("stowage: {e}; stopping the command (process group {pgid})");
             let status = stop(&mut child, pgid, args.grace).await;
@@ -175,11 +179,21 @@ impl Supervisor {
         loop {
             let in_flight = self.renewal.is_some();
             tokio::select! {
-                // The command's end first: if it ended as the TTL ran out, it ended in time.
+                // The command's end first, so that an end and a renewal due at once count
+                // as an end under a valid lease.
                 biased;
                 status = child.wait() => {
                     return match status {
-                        Ok(status) => End::Exited(status),
+                        Ok(status) if self.lease.is_valid() => End::Exited(status),
+                        Ok(status) => End::EndedLate(status, lost(
+                            &self.lease,
+                            format!(
+                                "it ran out without a renewal (TTL {}) before the command's end \
+                                 was noticed, so the command may have run on without it (was \
+                                 stowage paused?)",
+                                humantime::format_duration(self.lease.ttl())
+                            ),
+                        )),
                         // Waiting cannot fail for a child we spawned; if it does, the
                         // command's state is unknown, and the safe answer is to stop it.
                         Err(e) => End::Lost(lost(&self.lease, format!("cannot wait for the command: {e}"))),
