@@ -22,6 +22,11 @@ pub const PLUGIN: u8 = 6;
 pub const REFUSED: u8 = 7;
 /// The backend is unavailable for now; retrying may work.
 pub const UNAVAILABLE: u8 = 8;
+/// `stowage lock`: the lease is held by someone else (and did not come free within `--wait`).
+pub const LEASE_HELD: u8 = 9;
+/// `stowage lock`: the lease was lost (taken over, or not renewed within its TTL); `lock run`
+/// stopped its command.
+pub const LEASE_LOST: u8 = 10;
 
 pub const HELP: &str = "\
 Exit codes:
@@ -34,6 +39,9 @@ Exit codes:
   6  plugin error (missing binary, crash, protocol error, deadline exceeded)
   7  refused by the backend (invalid argument, unsupported, denied)
   8  backend unavailable (retry later)
+  9  lease held by someone else (stowage lock: not acquired within --wait)
+  10 lease lost (stowage lock: taken over or not renewed in time; lock run stopped
+     its command). Otherwise `lock run` exits with its command's exit code
   129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM: every plugin
      process was stopped; an interrupted write may or may not have been applied";
 
@@ -47,6 +55,8 @@ pub fn code_for(e: &Error) -> u8 {
         | Error::DeadlineExceeded { .. } => PLUGIN,
         Error::Unsupported { .. } => REFUSED,
         Error::Io { .. } => FAILURE,
+        Error::LeaseHeld(_) => LEASE_HELD,
+        Error::LeaseLost(_) => LEASE_LOST,
         Error::Backend { error, .. } => match error.code {
             ErrorCode::NotFound => NOT_FOUND,
             ErrorCode::AlreadyExists | ErrorCode::Conflict => CONFLICT,

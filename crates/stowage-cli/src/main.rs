@@ -51,6 +51,9 @@ enum Command {
     /// Set, read, list and delete secrets.
     #[command(subcommand)]
     Secrets(commands::secrets::SecretsCommand),
+    /// Leases with fencing tokens: run a command while holding one (`lock run`).
+    #[command(subcommand)]
+    Lock(commands::lock::LockCommand),
 }
 
 fn init_logging(verbose: u8) {
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
     };
     let words = command_words(&matches);
     let writes = cli.command.writes();
+    let owns_signals = cli.command.owns_signals();
     init_logging(cli.verbose);
     let source = ConfigSource {
         explicit: cli.config.clone(),
@@ -115,10 +119,13 @@ fn main() -> ExitCode {
                 }));
             }
         };
+        if owns_signals {
+            return Outcome::Done(run(cli, &source, Some(interrupted)).await);
+        }
         tokio::select! {
             biased;
             i = interrupted.wait() => Outcome::Interrupted(i),
-            r = run(cli, &source) => Outcome::Done(r),
+            r = run(cli, &source, None) => Outcome::Done(r),
         }
     });
     // A built-in operation stuck in the kernel (a hung filesystem) must not keep the
@@ -149,12 +156,23 @@ impl Command {
         match self {
             Command::Storage(c) => c.writes(),
             Command::Secrets(c) => c.writes(),
+            Command::Lock(c) => c.writes(),
             Command::Config(_) | Command::Plugins(_) => false,
         }
     }
+
+    /// Whether the command handles SIGINT/SIGTERM/SIGHUP itself (`lock run` forwards them
+    /// to its child, then releases its lease) instead of being dropped when one arrives.
+    fn owns_signals(&self) -> bool {
+        matches!(self, Command::Lock(c) if c.owns_signals())
+    }
 }
 
-async fn run(cli: Cli, source: &ConfigSource) -> commands::CmdResult {
+async fn run(
+    cli: Cli,
+    source: &ConfigSource,
+    interrupt: Option<signals::Interrupt>,
+) -> commands::CmdResult {
     // `config init` must work when the config is broken or absent.
     if let Command::Config(cmd) = &cli.command
         && let Some(r) = commands::config::run_without_runtime(cmd, source, cli.output)
@@ -167,6 +185,7 @@ async fn run(cli: Cli, source: &ConfigSource) -> commands::CmdResult {
         Command::Plugins(cmd) => commands::plugins::run(cmd, &stowage, cli.output).await,
         Command::Storage(cmd) => commands::storage::run(cmd, &stowage, cli.output).await,
         Command::Secrets(cmd) => commands::secrets::run(cmd, &stowage, cli.output).await,
+        Command::Lock(cmd) => commands::lock::run(cmd, &stowage, cli.output, interrupt).await,
     };
     stowage.shutdown().await;
     result

@@ -35,17 +35,33 @@ impl Interrupt {
     /// Waits for one of them, then kills every plugin process group at once (before the
     /// interrupted command is dropped, so the report knows what each was doing).
     pub async fn wait(mut self) -> Interruption {
-        let (name, number) = tokio::select! {
-            _ = self.int.recv() => ("SIGINT", libc::SIGINT),
-            _ = self.term.recv() => ("SIGTERM", libc::SIGTERM),
-            _ = self.hup.recv() => ("SIGHUP", libc::SIGHUP),
-        };
+        let Received { name, number } = self.next().await;
         Interruption {
             name,
             number,
             killed: groups::kill_all(),
         }
     }
+
+    /// Waits for the next of them and only says which, for a command that handles them
+    /// itself (`lock run` forwards them to its child and releases its lease first).
+    pub async fn next(&mut self) -> Received {
+        let (name, number) = tokio::select! {
+            _ = self.int.recv() => ("SIGINT", libc::SIGINT),
+            _ = self.term.recv() => ("SIGTERM", libc::SIGTERM),
+            _ = self.hup.recv() => ("SIGHUP", libc::SIGHUP),
+        };
+        Received { name, number }
+    }
+}
+
+/// One signal that arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// `SIGINT`, `SIGTERM` or `SIGHUP`.
+    pub name: &'static str,
+    /// Its number.
+    pub number: i32,
 }
 
 /// Tells the user what was interrupted and returns the exit code (130, 143 or 129).

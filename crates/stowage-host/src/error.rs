@@ -127,6 +127,15 @@ pub enum Error {
         error: PluginError,
     },
 
+    /// A lease is held by someone else, and was neither released nor seen to expire
+    /// within the wait.
+    #[error("{0}")]
+    LeaseHeld(Box<crate::lease::LeaseHeld>),
+
+    /// A lease this caller held has been taken over, released or deleted by someone else.
+    #[error("{0}")]
+    LeaseLost(Box<crate::lease::LeaseLost>),
+
     /// A local I/O failure outside any backend (reading a value file, for example).
     #[error("{context}: {source}")]
     Io {
@@ -162,6 +171,9 @@ impl Error {
             | Error::Io { .. } => ErrorCode::Internal,
             Error::DeadlineExceeded { .. } => ErrorCode::DeadlineExceeded,
             Error::Unsupported { .. } => ErrorCode::Unsupported,
+            // Someone else holds (or took) the lease: the same "someone else wrote first"
+            // as a failed precondition.
+            Error::LeaseHeld(_) | Error::LeaseLost(_) => ErrorCode::Conflict,
             Error::Backend { error, .. } => error.code,
         }
     }

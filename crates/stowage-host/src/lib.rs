@@ -33,10 +33,12 @@ pub mod groups;
 mod handle;
 mod integrity;
 mod launcher;
+pub mod lease;
 pub mod limits;
 mod process;
 pub mod redact;
 pub mod retry;
+pub mod rmw;
 mod stderr;
 mod transport;
 

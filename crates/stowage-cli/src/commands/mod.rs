@@ -2,6 +2,8 @@
 
 pub mod config;
 pub mod conformance;
+pub mod lock;
+mod lock_run;
 pub mod plugins;
 pub mod secrets;
 pub mod storage;

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use base64::Engine as _;
 use clap::{Args, Subcommand};
-use stowage_host::Stowage;
-use stowage_host::protocol::{CountQuery, DocumentKey, ListQuery, Precondition};
+use stowage_host::lease::{Fence, FencedWrite, LeaseToken, read_fenced};
+use stowage_host::protocol::{CountQuery, DocumentKey, ListQuery, PluginError, Precondition};
+use stowage_host::rmw::{Update, contention_policy, read_modify_write};
+use stowage_host::{Error, StorageHandle, Stowage};
 
 use super::{CmdResult, io_err};
 use crate::output::{self, Output};
@@ -23,6 +25,49 @@ pub struct Target {
     group: String,
 }
 
+/// Writing under a lease (see `stowage lock run`, which sets the environment).
+#[derive(Args, Debug)]
+pub struct FenceArgs {
+    /// Read or write under the lease in STOWAGE_LEASE with token STOWAGE_LEASE_TOKEN (as
+    /// `stowage lock run` sets them): a write is refused with `conflict` (exit 4) once a
+    /// newer holder of the lease has written the document. Values are stored in an envelope
+    /// that `get --fenced` removes.
+    #[arg(long)]
+    fenced: bool,
+    /// The lease, for --fenced.
+    #[arg(long, env = "STOWAGE_LEASE", value_name = "NAME")]
+    lease: Option<String>,
+    /// The lease's token, for --fenced.
+    #[arg(long, env = "STOWAGE_LEASE_TOKEN", value_name = "TOKEN")]
+    lease_token: Option<LeaseToken>,
+    /// The lease's namespace, for --fenced.
+    #[arg(long, env = "STOWAGE_LEASE_NAMESPACE", default_value = "")]
+    lease_namespace: String,
+}
+
+impl FenceArgs {
+    /// The fence, if --fenced was given.
+    fn fence(&self, backend: &str) -> Result<Option<Fence>, Error> {
+        if !self.fenced {
+            return Ok(None);
+        }
+        let (Some(lease), Some(token)) = (&self.lease, self.lease_token) else {
+            return Err(Error::Backend {
+                backend: backend.to_owned(),
+                error: PluginError::invalid_argument(
+                    "--fenced needs a lease and its token: run under `stowage lock run`, or \
+                     pass --lease and --lease-token",
+                ),
+            });
+        };
+        Ok(Some(Fence {
+            namespace: self.lease_namespace.clone(),
+            lease: lease.clone(),
+            token,
+        }))
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum StorageCommand {
     /// Print a document's value (raw bytes; with --output json, base64 and its version).
@@ -34,6 +79,8 @@ pub enum StorageCommand {
         /// Write the value to this file instead of stdout.
         #[arg(long, short = 'o', value_name = "FILE")]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        fence: FenceArgs,
     },
     /// Write a document from a file or stdin; prints the new version.
     Put {
@@ -50,6 +97,8 @@ pub enum StorageCommand {
         /// Only if the document does not exist yet.
         #[arg(long)]
         if_absent: bool,
+        #[command(flatten)]
+        fence: FenceArgs,
     },
     /// Delete a document.
     Delete {
@@ -60,6 +109,20 @@ pub enum StorageCommand {
         /// Only if the document is currently at this version.
         #[arg(long, value_name = "VERSION")]
         if_version: Option<String>,
+        #[command(flatten)]
+        fence: FenceArgs,
+    },
+    /// Add to a decimal counter document with an optimistic read-modify-write; prints the
+    /// new value (used by the tests of concurrent writers).
+    #[command(hide = true)]
+    Increment {
+        #[command(flatten)]
+        target: Target,
+        /// The document's name.
+        name: String,
+        /// How many increments of one, each its own read-modify-write.
+        #[arg(long, default_value_t = 1)]
+        times: u32,
     },
     /// List documents of a collection and group (all pages unless --page-size is given).
     List {
@@ -90,7 +153,9 @@ impl StorageCommand {
     pub fn writes(&self) -> bool {
         matches!(
             self,
-            StorageCommand::Put { .. } | StorageCommand::Delete { .. }
+            StorageCommand::Put { .. }
+                | StorageCommand::Delete { .. }
+                | StorageCommand::Increment { .. }
         )
     }
 }
@@ -101,10 +166,19 @@ pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResu
             target,
             name,
             out: file,
+            fence,
         } => {
             let storage = stowage.storage(target.backend.as_deref())?;
             let key = DocumentKey::new(target.collection, target.group, name);
-            let doc = storage.get(&key).await?;
+            let doc = if fence.fenced {
+                let read = read_fenced(&storage, &key).await?;
+                stowage_host::protocol::Document {
+                    value: read.value.into(),
+                    version: read.version,
+                }
+            } else {
+                storage.get(&key).await?
+            };
             match (file, out) {
                 (Some(path), _) => {
                     std::fs::write(&path, doc.value.as_slice())
@@ -137,6 +211,7 @@ pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResu
             file,
             if_version,
             if_absent,
+            fence,
         } => {
             let storage = stowage.storage(target.backend.as_deref())?;
             let value = match &file {
@@ -156,7 +231,15 @@ pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResu
             };
             let key = DocumentKey::new(target.collection, target.group, name);
             let size = value.len();
-            let version = storage.put(&key, value, precondition).await?;
+            let version = match fence.fence(storage.name())? {
+                Some(fence) => {
+                    no_precondition_with_fence(storage.name(), &precondition)?;
+                    FencedWrite::new(storage.clone(), fence)
+                        .put(&key, value)
+                        .await?
+                }
+                None => storage.put(&key, value, precondition).await?,
+            };
             match out {
                 Output::Json => {
                     output::json(&serde_json::json!({ "version": version, "size": size }))
@@ -168,11 +251,20 @@ pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResu
             target,
             name,
             if_version,
+            fence,
         } => {
             let storage = stowage.storage(target.backend.as_deref())?;
             let key = DocumentKey::new(target.collection, target.group, name);
             let precondition = if_version.map_or(Precondition::Any, Precondition::Version);
-            storage.delete(&key, precondition).await?;
+            match fence.fence(storage.name())? {
+                Some(fence) => {
+                    no_precondition_with_fence(storage.name(), &precondition)?;
+                    FencedWrite::new(storage.clone(), fence)
+                        .delete(&key)
+                        .await?
+                }
+                None => storage.delete(&key, precondition).await?,
+            }
             if out == Output::Json {
                 output::json(&serde_json::json!({ "deleted": true }));
             }
@@ -221,6 +313,22 @@ pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResu
                 }
             }
         }
+        StorageCommand::Increment {
+            target,
+            name,
+            times,
+        } => {
+            let storage = stowage.storage(target.backend.as_deref())?;
+            let key = DocumentKey::new(target.collection, target.group, name);
+            let mut value = 0;
+            for _ in 0..times {
+                value = increment(&storage, &key).await?;
+            }
+            match out {
+                Output::Json => output::json(&serde_json::json!({ "value": value })),
+                Output::Text => crate::outln!("{value}"),
+            }
+        }
         StorageCommand::Count { target, prefix } => {
             let storage = stowage.storage(target.backend.as_deref())?;
             let n = storage
@@ -237,4 +345,41 @@ pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResu
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A fenced write has its own precondition (the envelope's token); another one would not
+/// combine with it.
+fn no_precondition_with_fence(backend: &str, precondition: &Precondition) -> Result<(), Error> {
+    if *precondition == Precondition::Any {
+        return Ok(());
+    }
+    Err(Error::Backend {
+        backend: backend.to_owned(),
+        error: PluginError::invalid_argument(
+            "--fenced does not combine with --if-version or --if-absent: a fenced write is \
+             already conditional on the document's version and token",
+        ),
+    })
+}
+
+/// Adds one to the decimal counter at `key` (absent counts as 0); returns the new value.
+async fn increment(storage: &StorageHandle, key: &DocumentKey) -> Result<u64, Error> {
+    let done = read_modify_write(storage, key, &contention_policy(), |doc| {
+        let current = match doc {
+            None => 0,
+            Some(doc) => std::str::from_utf8(doc.value.as_slice())
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| Error::Backend {
+                    backend: storage.name().to_owned(),
+                    error: PluginError::invalid_argument(format!(
+                        "document {key} does not hold a decimal counter"
+                    )),
+                })?,
+        };
+        let next = current + 1;
+        Ok(Update::Put(next.to_string().into_bytes(), next))
+    })
+    .await?;
+    Ok(done.value)
 }
