@@ -51,14 +51,19 @@ impl RetryPolicy {
     /// for a longer wait than [`max_wait`](Self::max_wait): the caller gets the answer,
     /// hint included, rather than a retry that ignores it.
     pub fn wait(&self, attempt: u32, hint: Option<Duration>) -> Option<Duration> {
-        if let Some(hint) = hint {
-            return (hint <= self.max_wait).then_some(hint);
+        match hint {
+            Some(hint) => (hint <= self.max_wait).then_some(hint),
+            None => Some(self.backoff(attempt)),
         }
+    }
+
+    /// A random wait up to the exponential ceiling of retry number `attempt` (1-based).
+    pub fn backoff(&self, attempt: u32) -> Duration {
         let ceiling = self
             .base
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
             .min(self.max_wait);
-        Some(ceiling.mul_f64(random_fraction()))
+        ceiling.mul_f64(random_fraction())
     }
 }
 

@@ -151,7 +151,7 @@ where
             Err(e) if is_write_conflict(&e) => e,
             Err(e) => return Err(e),
         };
-        let wait = policy.wait(attempts.min(16), None);
+        let wait = policy.backoff(attempts.min(16));
         if attempts >= policy.retries.saturating_add(1) || Instant::now() + wait >= deadline {
             return Err(gave_up(storage.name(), key, attempts, started, error));
         }

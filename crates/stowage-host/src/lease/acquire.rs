@@ -191,7 +191,7 @@ impl Leases {
                                 waited: seen_at - started,
                             })));
                         }
-                        let wake = (seen_at + polls.wait(attempt.min(16), None))
+                        let wake = (seen_at + polls.backoff(attempt.min(16)))
                             .min(give_up)
                             .min(expires_at);
                         tokio::select! {
@@ -218,7 +218,7 @@ impl Leases {
                 Ok(version) => return Ok(Some(Lease::new(key, record, version, sent))),
                 Err(e) if is_write_conflict(&e) => {
                     // Someone else got there first; read again after a short pause.
-                    tokio::time::sleep(polls.wait(1, None)).await;
+                    tokio::time::sleep(polls.backoff(1)).await;
                 }
                 Err(e) => {
                     // The write may have landed before the failure (a deadline, a crash):
