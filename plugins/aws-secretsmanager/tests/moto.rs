@@ -596,7 +596,9 @@ async fn configure_is_cheap_and_bad_config_is_rejected() {
     let info = s.info().await.unwrap();
     assert!(start.elapsed() < Duration::from_secs(2));
     assert_eq!(info.name, "aws-secretsmanager");
-    assert_eq!(info.capabilities.len(), 4);
+    // The four secrets methods, and `config.keys` (it declares its sensitive keys).
+    assert_eq!(info.capabilities.len(), 5, "{:?}", info.capabilities);
+    assert!(info.capabilities.iter().any(|c| c == "config.keys"));
     // The first call reports the missing region.
     let e = get(&s, SecretRef::new("x")).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
