@@ -301,6 +301,7 @@ impl StowagePlugin for PluginServer {
         query: SecretListQuery,
     ) -> Result<SecretPage, PluginError> {
         let _watched = self.0.watchdog.watch(ctx.deadline);
+        validate_text("prefix", &query.prefix, 0, stowage_protocol::MAX_NAME_LEN)?;
         self.secrets(Capability::SecretsList)?.list(&query).await
     }
 
