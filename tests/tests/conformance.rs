@@ -31,14 +31,14 @@ fn assert_all_pass(results: &[CaseResult], at_least: usize) {
 
 #[tokio::test]
 async fn the_testkit_plugin_passes_in_memory_with_bincode() {
-    assert_all_pass(&full_suite(&[], "{}").await, 22);
+    assert_all_pass(&full_suite(&[], "{}").await, 48);
 }
 
 #[tokio::test]
 async fn the_testkit_plugin_passes_on_disk_with_json() {
     let dir = tempfile::tempdir().unwrap();
     let config = serde_json::json!({ "root": dir.path() }).to_string();
-    assert_all_pass(&full_suite(&["--codec", "json"], &config).await, 22);
+    assert_all_pass(&full_suite(&["--codec", "json"], &config).await, 48);
 }
 
 #[tokio::test]
@@ -50,7 +50,7 @@ async fn the_built_in_backends_pass() {
     );
     assert_all_pass(
         &stowage_conformance::run(&Target::Storage(storage), Role::Storage, "{}").await,
-        10,
+        11,
     );
     let secrets = SecretsHandle::builtin(
         "filesystem",
@@ -58,7 +58,7 @@ async fn the_built_in_backends_pass() {
     );
     assert_all_pass(
         &stowage_conformance::run(&Target::Secrets(secrets, None), Role::Secrets, "{}").await,
-        5,
+        6,
     );
     let host = SecretsHandle::builtin("host", Arc::new(HostSecrets::new(Duration::from_secs(5))));
     let results = stowage_conformance::run(
@@ -67,7 +67,7 @@ async fn the_built_in_backends_pass() {
         "{}",
     )
     .await;
-    assert_all_pass(&results, 1);
+    assert_all_pass(&results, 2);
     assert!(
         results
             .iter()

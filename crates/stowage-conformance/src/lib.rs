@@ -1,11 +1,12 @@
 //! The conformance kit: a suite any plugin binary (or built-in backend) must pass.
 //!
 //! [`run`] is the one entry point, used by `stowage plugins test`, the workspace tests and
-//! every plugin's tests. Process cases (handshake, protocol) drive a plugin binary
-//! directly, frame by frame, as a plugin in any language would be driven. Data cases
-//! (storage, secrets) go through one kept-alive plugin process, so in-memory plugins can
-//! pass them too; they use a fresh collection group / key prefix per run and clean up
-//! after themselves.
+//! every plugin's tests. Process cases (handshake, protocol, broken frames, and the
+//! arguments a plugin must refuse itself) drive a plugin binary directly, frame by frame,
+//! as a plugin in any language would be driven, since the host's own client would not
+//! send what they test. Data cases (storage, secrets) go through one kept-alive plugin
+//! process, so in-memory plugins can pass them too; they use a fresh collection group /
+//! key prefix per run and clean up after themselves.
 
 mod process;
 mod secrets;

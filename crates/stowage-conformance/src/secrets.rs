@@ -1,6 +1,6 @@
 //! Secrets cases.
 
-use stowage_protocol::{Capability, ErrorCode, SecretBytes, SecretRef};
+use stowage_protocol::{Capability, ErrorCode, SecretBytes, SecretListQuery, SecretRef};
 
 use stowage_host::SecretsHandle;
 
@@ -149,6 +149,70 @@ pub async fn run_secrets_cases(
         );
         Ok(())
     })
+    .await;
+
+    r.case(
+        "secrets.key_at_limit_is_stored_or_refused_cleanly",
+        caps,
+        &[Resolve],
+        || async {
+            // A store may have key rules of its own, narrower than the contract's (a vault's
+            // name length, its character set): it refuses a key it cannot hold with
+            // invalid_argument. Anything else must work, at exactly the limit.
+            let long_key = key("") + &"k".repeat(stowage_protocol::MAX_NAME_LEN - key("").len());
+            let refused_cleanly = |e: &stowage_host::Error| e.code() == ErrorCode::InvalidArgument;
+            if caps.contains(&Put) {
+                match s.put(&long_key, SecretBytes::from("at the limit")).await {
+                    Err(e) if refused_cleanly(&e) => {}
+                    Err(e) => {
+                        return Err(format!(
+                            "storing a {}-byte key failed with {}; a key the store cannot hold \
+                             is refused with invalid_argument",
+                            long_key.len(),
+                            e.code()
+                        ));
+                    }
+                    Ok(_) => {
+                        let v = s
+                            .resolve_one(&SecretRef::new(long_key.clone()))
+                            .await
+                            .map_err(|e| format!("resolving a stored 255-byte key: {e}"))?;
+                        ensure!(
+                            v.expose() == b"at the limit",
+                            "a 255-byte key resolved to a different value"
+                        );
+                        if caps.contains(&Delete) {
+                            s.delete(&long_key)
+                                .await
+                                .map_err(|e| format!("deleting a 255-byte key: {e}"))?;
+                        }
+                    }
+                }
+            } else {
+                match s.resolve_one(&SecretRef::new(long_key.clone())).await {
+                    Err(e) if refused_cleanly(&e) || e.code() == ErrorCode::NotFound => {}
+                    Err(e) => {
+                        return Err(format!(
+                            "resolving a missing 255-byte key failed with {}; expected \
+                             not_found, or invalid_argument from a store with narrower keys",
+                            e.code()
+                        ));
+                    }
+                    Ok(_) => return Err("a 255-byte key that was never written resolved".into()),
+                }
+            }
+            if caps.contains(&List) {
+                s.list(&SecretListQuery {
+                    prefix: long_key.clone(),
+                    page_size: 1,
+                    page_token: None,
+                })
+                .await
+                .map_err(|e| format!("a list by a 255-byte prefix failed: {e}"))?;
+            }
+            Ok(())
+        },
+    )
     .await;
 
     if caps.contains(&List)

@@ -284,6 +284,106 @@ pub async fn run_storage_cases(storage: &StorageHandle, caps: &[Capability]) -> 
     })
     .await;
 
+    r.case(
+        "storage.names_at_limit_are_accepted",
+        caps,
+        &[Put, Get],
+        || async {
+            // Plain ASCII at exactly each limit; every store can hold these (a store's own,
+            // narrower rules may only refuse names the contract allows when escaping makes
+            // them longer). The collection is this run's own.
+            let at_limit = |stem: &str, fill: char, len: usize| {
+                stem.to_owned() + &fill.to_string().repeat(len - stem.len())
+            };
+            let long_collection = at_limit(
+                &format!("{COLLECTION}-{}-", run_id()),
+                'c',
+                stowage_protocol::MAX_COLLECTION_LEN,
+            );
+            let long_group = at_limit(&format!("{group}-"), 'g', stowage_protocol::MAX_GROUP_LEN);
+            let long_name = at_limit("", 'n', stowage_protocol::MAX_NAME_LEN);
+            let keys = [
+                ("collection", DocumentKey::new(&long_collection, "", "n")),
+                ("group", DocumentKey::new(COLLECTION, &long_group, "n")),
+                (
+                    "name",
+                    DocumentKey::new(COLLECTION, group.clone(), &long_name),
+                ),
+            ];
+            let mut failures = Vec::new();
+            for (part, key) in &keys {
+                let len = match *part {
+                    "collection" => key.collection.len(),
+                    "group" => key.group.len(),
+                    _ => key.name.len(),
+                };
+                let round_trip = async {
+                    s.put(key, b"at the limit".to_vec(), Precondition::Any)
+                        .await
+                        .map_err(|e| format!("put: {e}"))?;
+                    let doc = s.get(key).await.map_err(|e| format!("get: {e}"))?;
+                    ensure!(
+                        doc.value.as_slice() == b"at the limit",
+                        "read back a different value"
+                    );
+                    Ok(())
+                }
+                .await;
+                if let Err(why) = round_trip {
+                    failures.push(format!("a {part} of {len} bytes: {why}"));
+                }
+            }
+            // A prefix at the limit: the long name, and nothing else.
+            if failures.is_empty() && caps.contains(&List) {
+                let listed = s
+                    .list(&ListQuery {
+                        collection: COLLECTION.into(),
+                        group: group.clone(),
+                        prefix: long_name.clone(),
+                        page_size: 10,
+                        page_token: None,
+                    })
+                    .await;
+                match listed {
+                    Ok(page) if page.items.len() == 1 && page.items[0].name == long_name => {}
+                    Ok(page) => failures.push(format!(
+                        "a list by a {}-byte prefix returned {} items",
+                        long_name.len(),
+                        page.items.len()
+                    )),
+                    Err(e) => failures.push(format!("a list by a 255-byte prefix: {e}")),
+                }
+            }
+            if failures.is_empty() && caps.contains(&Count) {
+                let counted = s
+                    .count(&CountQuery {
+                        collection: COLLECTION.into(),
+                        group: group.clone(),
+                        prefix: long_name.clone(),
+                    })
+                    .await;
+                match counted {
+                    Ok(1) => {}
+                    Ok(n) => failures.push(format!("a count by a 255-byte prefix said {n}")),
+                    Err(e) => failures.push(format!("a count by a 255-byte prefix: {e}")),
+                }
+            }
+            // The long collection and group are outside the cleanup below.
+            if caps.contains(&Delete) {
+                for (_, key) in &keys[..2] {
+                    let _ = s.delete(key, Precondition::Any).await;
+                }
+            }
+            ensure!(
+                failures.is_empty(),
+                "names within the limits were not accepted: {}",
+                failures.join("; ")
+            );
+            Ok(())
+        },
+    )
+    .await;
+
     // Best-effort cleanup of everything this run wrote.
     if caps.contains(&List)
         && caps.contains(&Delete)

@@ -55,8 +55,9 @@ pub trait StowagePlugin {
     async fn secrets_list(query: SecretListQuery) -> Result<SecretPage, PluginError>;
 
     /// What the plugin is and every capability it may offer, without any config. Allowed
-    /// as the first call instead of `configure` (for `stowage plugins list`); a connection
-    /// that starts with `describe` takes no other call.
+    /// as the first call instead of `configure` (for `stowage plugins list`). It does not
+    /// configure the connection: storage and secrets calls after it are answered as calls
+    /// before `configure` (`invalid_argument`), and the host sends none.
     async fn describe() -> Result<PluginInfo, PluginError>;
 
     /// `config.keys` (added within protocol 1): which keys of the backend's `config` table
