@@ -31,7 +31,8 @@
 //!
 //! What cloud-backed plugins all need lives here once: config errors and duration settings
 //! ([`config`], [`duration`]), the meaning of HTTP answers ([`http`]), walking an error's
-//! sources ([`errors`]) and keyset pagination ([`paging`]).
+//! sources ([`errors`]), keyset pagination ([`paging`]) and the random parts of
+//! version strings that must never repeat ([`versions`]).
 
 pub mod config;
 pub mod duration;
@@ -45,6 +46,8 @@ mod tap;
 pub use stowage_protocol::error_chain as errors;
 /// Keyset pagination, shared with the host's built-in stores.
 pub use stowage_protocol::paging;
+/// Random parts for version strings that are never issued twice, shared with the host.
+pub use stowage_protocol::versions;
 
 use std::io::Write as _;
 use std::process::ExitCode;

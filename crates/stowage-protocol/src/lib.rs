@@ -22,6 +22,7 @@ pub mod paging;
 mod precondition;
 pub mod service;
 pub mod types;
+pub mod versions;
 mod wire_bytes;
 
 pub use backend::{Secrets, Storage};

@@ -11,8 +11,9 @@
 //! a regular file with a name this module writes is taken for an entry: such files are
 //! skipped (and logged) by listings, and reading one is an error naming it.
 //!
-//! Versions are `<generation>-<random>`: the generation counts writes (useful for fencing),
-//! the random part keeps a re-created entry from reusing an old version string.
+//! Versions are `<generation>-<random>`: the generation counts writes; the 64 random bits
+//! keep a version from ever coming back, even when a deleted entry is created again and
+//! its generation starts over at 1, or identical bytes are written back.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
@@ -20,7 +21,7 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-use stowage_protocol::{PluginError, Precondition};
+use stowage_protocol::{PluginError, Precondition, versions};
 
 const MAGIC: &[u8] = b"stowage/1 ";
 /// The file-name form of the empty string (the encoder never produces `=`).
@@ -259,7 +260,7 @@ impl VersionedDir {
             .and_then(|e| e.version.split('-').next()?.parse::<u64>().ok())
             .unwrap_or(0)
             + 1;
-        let version = format!("{generation}-{}", random_suffix());
+        let version = format!("{generation}-{}", versions::random_tag());
 
         // Under the lock no one else writes here, so one temp name serves every write.
         let tmp = self.path(TEMP);
@@ -461,18 +462,6 @@ fn parse_entry(bytes: &[u8]) -> Option<Entry> {
         version,
         value: bytes[header_len..].to_vec(),
     })
-}
-
-fn random_suffix() -> String {
-    let mut bytes = [0u8; 4];
-    if getrandom::fill(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        bytes = (nanos ^ std::process::id()).to_le_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An entry's decoded name and the file that holds it.

@@ -223,16 +223,7 @@ impl Leases {
 
 /// 16 random hex digits.
 pub(crate) fn random_id() -> String {
-    let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No randomness: the time and pid still make a collision between two holders of
-        // one lease practically impossible.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        bytes = (nanos ^ (u64::from(std::process::id()) << 40)).to_le_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    stowage_protocol::versions::random_tag()
 }
 
 #[cfg(test)]
