@@ -1,4 +1,6 @@
-//! Storage cases.
+//! Storage cases; those on version uniqueness are in [`versions`].
+
+mod versions;
 
 use stowage_protocol::{Capability, CountQuery, DocumentKey, ErrorCode, ListQuery, Precondition};
 
@@ -383,6 +385,8 @@ pub async fn run_storage_cases(storage: &StorageHandle, caps: &[Capability]) -> 
         },
     )
     .await;
+
+    versions::run_version_cases(&mut r, s, caps, &key).await;
 
     // Best-effort cleanup of everything this run wrote.
     if caps.contains(&List)
