@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ use stowage_host::builtin::{FilesystemSecrets, FilesystemStorage};
 use stowage_plugin::{
     Bytes, Capability, Codec, CountQuery, Document, DocumentKey, DocumentMeta, ListPage, ListQuery,
     Plugin, PluginConfig, PluginError, Precondition, SecretBytes, SecretListQuery, SecretMeta,
-    SecretPage, SecretRef, Secrets, Storage, async_trait, paging,
+    SecretPage, SecretRef, Secrets, Storage, async_trait, paging, versions,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -136,7 +137,16 @@ type DocKey = (String, String, String);
 /// In-memory documents: key → (version, value).
 #[derive(Default)]
 struct MemoryStorage {
-    docs: Mutex<BTreeMap<DocKey, (u64, Vec<u8>)>>,
+    docs: Mutex<BTreeMap<DocKey, (String, Vec<u8>)>>,
+}
+
+/// A version never issued before: a counter shared by every document of the process (so a
+/// re-created document does not start over), and the process's random tag (so a new
+/// process, whose store starts empty, does not repeat an earlier process's versions).
+fn next_version() -> String {
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, Ordering::Relaxed) + 1;
+    format!("{n}-{}", versions::process_tag())
 }
 
 #[async_trait]
@@ -146,7 +156,7 @@ impl Storage for MemoryStorage {
         docs.get(&(key.collection.clone(), key.group.clone(), key.name.clone()))
             .map(|(v, value)| Document {
                 value: Bytes(value.clone()),
-                version: v.to_string(),
+                version: v.clone(),
             })
             .ok_or_else(|| PluginError::not_found(format!("document {key} not found")))
     }
@@ -159,11 +169,11 @@ impl Storage for MemoryStorage {
     ) -> Result<String, PluginError> {
         let mut docs = self.docs.lock().unwrap();
         let k = (key.collection.clone(), key.group.clone(), key.name.clone());
-        let current = docs.get(&k).map(|(v, _)| v.to_string());
-        pre.check(current.as_deref(), &format!("document {key}"))?;
-        let next = current.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + 1;
-        docs.insert(k, (next, value.into_vec()));
-        Ok(next.to_string())
+        let current = docs.get(&k).map(|(v, _)| v.as_str());
+        pre.check(current, &format!("document {key}"))?;
+        let version = next_version();
+        docs.insert(k, (version.clone(), value.into_vec()));
+        Ok(version)
     }
 
     async fn delete(&self, key: &DocumentKey, pre: Precondition) -> Result<(), PluginError> {
@@ -175,7 +185,7 @@ impl Storage for MemoryStorage {
             pre.check(None, &what)?;
             return Err(PluginError::not_found(format!("{what} not found")));
         };
-        pre.check(Some(&v.to_string()), &what)?;
+        pre.check(Some(v), &what)?;
         docs.remove(&k);
         Ok(())
     }
@@ -188,7 +198,7 @@ impl Storage for MemoryStorage {
             .filter(|((c, g, _), _)| *c == q.collection && *g == q.group)
             .map(|((_, _, n), (v, value))| DocumentMeta {
                 name: n.clone(),
-                version: v.to_string(),
+                version: v.clone(),
                 size: value.len() as u64,
             });
         let page = paging::page(group, &q.prefix, q.page_token.as_deref(), q.page_size)?;
