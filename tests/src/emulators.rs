@@ -166,3 +166,90 @@ pub fn azurite_blob() -> Emulator {
         })
         .clone()
 }
+
+/// A fresh lowercase name (buckets and containers accept only these), unique per call.
+pub fn fresh_name(what: &str) -> String {
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "stowage-{what}-{}-{:x}-{}",
+        std::process::id(),
+        nanos & 0xff_ffff_ffff,
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// Sends one HTTP/1.1 request with an empty body to `endpoint`'s host and returns the
+/// status line and the rest of the answer. Plain blocking I/O: setting up a bucket needs no
+/// async runtime, so synchronous tests can call it too.
+fn send_empty(endpoint: &str, request: &http::Request<impl Sized>) -> String {
+    use std::io::{Read as _, Write as _};
+    let host = endpoint
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("an http://host:port endpoint");
+    let mut text = format!(
+        "{} {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n",
+        request.method(),
+        request.uri().path_and_query().map_or("/", |p| p.as_str())
+    );
+    for (name, value) in request.headers() {
+        text.push_str(&format!(
+            "{name}: {}\r\n",
+            value.to_str().expect("an ASCII header")
+        ));
+    }
+    if !request.headers().contains_key(http::header::CONTENT_LENGTH) {
+        text.push_str("Content-Length: 0\r\n");
+    }
+    text.push_str("\r\n");
+    let mut stream = TcpStream::connect(host).unwrap_or_else(|e| panic!("connect to {host}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("a read timeout");
+    stream.write_all(text.as_bytes()).expect("send the request");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+/// Creates a fresh S3 bucket on moto (a plain `PUT /bucket`: moto does not check
+/// signatures) and returns moto's endpoint and the bucket's name.
+pub fn moto_bucket() -> (String, String) {
+    let endpoint = moto().endpoint;
+    let bucket = fresh_name("s3");
+    let request = http::Request::put(format!("{endpoint}/{bucket}"))
+        .body(())
+        .expect("a request");
+    let answer = send_empty(&endpoint, &request);
+    assert!(
+        answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
+        "moto did not create bucket {bucket}: {answer}"
+    );
+    (endpoint, bucket)
+}
+
+/// Creates a fresh container on Azurite (signed with the well-known development key) and
+/// returns Azurite's endpoint (with the account) and the container's name.
+pub fn azurite_container() -> (String, String) {
+    use object_store::azure::{AzureAccessKey, AzureAuthorizer, AzureCredential};
+    let endpoint = azurite_blob().endpoint;
+    let container = fresh_name("az");
+    let mut request = http::Request::put(format!("{endpoint}/{container}?restype=container"))
+        .header(http::header::CONTENT_LENGTH, "0")
+        .body(object_store::client::HttpRequestBody::empty())
+        .expect("a request");
+    let key = AzureAccessKey::try_new(AZURITE_KEY).expect("Azurite's key decodes");
+    AzureAuthorizer::new(&AzureCredential::AccessKey(key), AZURITE_ACCOUNT)
+        .try_authorize(&mut request)
+        .expect("sign the request");
+    let answer = send_empty(&endpoint, &request);
+    assert!(
+        answer.starts_with("HTTP/1.1 201"),
+        "Azurite did not create container {container}: {answer}"
+    );
+    (endpoint, container)
+}

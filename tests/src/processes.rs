@@ -6,16 +6,28 @@ use std::time::{Duration, Instant};
 /// The `stowage` binary of this build: `target/<profile>/stowage`, beside the `deps`
 /// directory that holds the running test.
 pub fn stowage_bin() -> PathBuf {
+    built_binary("stowage", "stowage-cli")
+}
+
+/// The blob plugin of this build, `target/<profile>/stowage-plugin-blob`, for tests outside
+/// its package (which cannot name another package's binaries with `CARGO_BIN_EXE_`).
+pub fn blob_plugin_bin() -> PathBuf {
+    built_binary("stowage-plugin-blob", "stowage-plugin-blob")
+}
+
+/// The binary `name` of package `package`, built into the profile directory of the running
+/// test; panics with how to build it when it is missing.
+fn built_binary(name: &str, package: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target/<profile>/deps/<test>");
-    let bin = profile_dir.join("stowage");
+    let bin = profile_dir.join(name);
     assert!(
         bin.exists(),
-        "the stowage CLI is missing at {}; build it first with `cargo build -p stowage-cli` \
-         (or run `cargo xtask test`)",
+        "{name} is missing at {}; build it first with `cargo build -p {package}` \
+         (or run `cargo xtask test`, which builds the whole workspace)",
         bin.display()
     );
     bin

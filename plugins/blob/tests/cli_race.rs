@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::*;
+use stowage_tests::emulators::{azurite_container, moto_bucket};
 
 const ROUNDS: usize = 10;
 
@@ -138,7 +139,7 @@ fn two_hosts_racing_on_s3_have_exactly_one_winner_per_round() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hosts_racing_on_azurite_have_exactly_one_winner_per_round() {
-    let (endpoint, container) = azurite_container().await;
+    let (endpoint, container) = azurite_container();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &azure_config(&endpoint, &container), &[]);
     tokio::task::spawn_blocking(move || race(&config))

@@ -14,6 +14,7 @@ use common::*;
 use http::header::{HeaderValue, IF_MATCH};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt as _};
+use stowage_tests::emulators::moto_bucket;
 
 async fn check(store: &dyn ObjectStore) {
     let path = Path::parse("cd/._/doc").unwrap();

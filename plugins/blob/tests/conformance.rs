@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use stowage_plugin::Role;
+use stowage_tests::emulators::{azurite_container, moto_bucket};
 
 /// Every case of the kit applies to this plugin (it declares every storage capability), so
 /// every case must pass; the kit has 27 today.
@@ -62,7 +63,7 @@ async fn s3_on_moto_is_conformant() {
 
 #[tokio::test]
 async fn azure_blob_on_azurite_is_conformant() {
-    let (endpoint, container) = azurite_container().await;
+    let (endpoint, container) = azurite_container();
     let results =
         stowage_tests::conformance_run(PLUGIN, Role::Storage, &azure_config(&endpoint, &container))
             .await;
