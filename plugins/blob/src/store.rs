@@ -3,7 +3,8 @@
 //! - [`build`]: the store client for the configured target, made on first use;
 //! - [`conditional`]: writes and deletes under a precondition, per kind of store;
 //! - [`azure_delete`]: the conditional Azure delete, signed and sent by hand;
-//! - [`listing`]: pages and counts of a group's documents.
+//! - [`listing`]: pages and counts of a group's documents;
+//! - [`stamp`]: the per-write nonce that gives every write a new ETag on S3 and GCS.
 //!
 //! Keys and versions are checked by the SDK before a call reaches this backend.
 
@@ -11,6 +12,7 @@ mod azure_delete;
 mod build;
 mod conditional;
 mod listing;
+mod stamp;
 
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt as _};
@@ -130,9 +132,15 @@ impl Storage for BlobStorage {
         let path = self.layout.document(&key.collection, &key.group, &key.name);
         let (result, failure) = recording(async {
             let got = built.store.get(&path).await?;
-            let version = version_of(got.meta.e_tag.as_deref())
+            let version = built
+                .version_of(got.meta.e_tag.as_deref())
                 .ok_or_else(|| OpError::Plugin(no_etag(&self.store_name)))?;
-            let value = got.bytes().await?;
+            let body = got.bytes().await?;
+            let value = if built.kind.stamps_writes() {
+                stamp::value_of(&body)
+            } else {
+                &body
+            };
             Ok::<_, OpError>(Document {
                 value: Bytes(value.to_vec()),
                 version,

@@ -108,36 +108,16 @@ impl AzureDelete {
 
 #[cfg(test)]
 mod tests {
-    use object_store::azure::{AzureAccessKey, AzureCredential};
-    use object_store::client::{HttpConnector as _, ReqwestConnector};
-    use object_store::{ClientOptions, ObjectStoreExt as _};
-    use stowage_tests::emulators::{self, AZURITE_ACCOUNT as ACCOUNT, AZURITE_KEY as KEY};
+    use object_store::ObjectStoreExt as _;
+    use stowage_tests::emulators;
 
     use super::super::build::Kind;
-    use super::super::{BlobStorage, OpError, version_of};
+    use super::super::{BlobStorage, OpError};
     use crate::config::{BlobConfig, Checked};
 
     #[tokio::test]
     async fn azure_conditional_delete_is_enforced_by_the_store() {
-        let endpoint = emulators::azurite_blob().endpoint;
-        let container = format!("stowage-unit-{}", std::process::id());
-        // Create the container (shared key, the well-known development key).
-        let mut request = http::Request::builder()
-            .method(http::Method::PUT)
-            .uri(format!("{endpoint}/{container}?restype=container"))
-            .header(http::header::CONTENT_LENGTH, "0")
-            .body(object_store::client::HttpRequestBody::empty())
-            .unwrap();
-        let credential = AzureCredential::AccessKey(AzureAccessKey::try_new(KEY).unwrap());
-        object_store::azure::AzureAuthorizer::new(&credential, ACCOUNT)
-            .try_authorize(&mut request)
-            .unwrap();
-        let client = ReqwestConnector::default()
-            .connect(&ClientOptions::new().with_allow_http(true))
-            .unwrap();
-        let status = client.execute(request).await.unwrap().status();
-        assert!(status.as_u16() == 201 || status.as_u16() == 409, "{status}");
-
+        let (endpoint, container) = emulators::azurite_container();
         let config = BlobConfig {
             url: format!("az://{container}/unit"),
             endpoint: Some(endpoint),
@@ -151,7 +131,7 @@ mod tests {
         };
         let path = storage.layout.document("c", "", "doc");
         let put = built.store.put(&path, b"v1".to_vec().into()).await.unwrap();
-        let version = version_of(put.e_tag.as_deref()).unwrap();
+        let version = built.version_of(put.e_tag.as_deref()).unwrap();
         let stale = delete
             .delete_if_match(&path, "0x8D0000000000000", "doc", "store")
             .await;

@@ -42,14 +42,21 @@ pub(super) enum Kind {
         fs: Arc<LocalFileSystem>,
     },
     /// Check-and-write under an in-process mutex (the store lives in this process).
-    Memory,
+    /// `tag` is drawn for each store: its ETags count from 0 again in every new store.
+    Memory { tag: String },
 }
 
 impl Kind {
     /// Whether this plugin checks preconditions itself, under its locks (the store has no
     /// conditional requests).
     pub(super) fn checked_here(&self) -> bool {
-        matches!(self, Kind::Local { .. } | Kind::Memory)
+        matches!(self, Kind::Local { .. } | Kind::Memory { .. })
+    }
+
+    /// Whether objects carry a write stamp (see [`super::stamp`]): where ETags are content
+    /// hashes (S3's MD5, and the GCS XML API's), so identical bytes would repeat a version.
+    pub(super) fn stamps_writes(&self) -> bool {
+        matches!(self, Kind::S3 | Kind::Gcs)
     }
 }
 
@@ -57,6 +64,19 @@ impl Kind {
 pub(super) struct Built {
     pub(super) store: Arc<dyn ObjectStore>,
     pub(super) kind: Kind,
+}
+
+impl Built {
+    /// The contract's version string of an object's ETag.
+    pub(super) fn version_of(&self, e_tag: Option<&str>) -> Option<String> {
+        let version = super::version_of(e_tag)?;
+        Some(match &self.kind {
+            // A memory store's ETags are a counter that starts over with each store (each
+            // plugin process, each configure); the store's tag keeps them apart.
+            Kind::Memory { tag } => format!("{version}-{tag}"),
+            _ => version,
+        })
+    }
 }
 
 impl BlobStorage {
@@ -150,7 +170,12 @@ impl BlobStorage {
                     },
                 )
             }
-            Target::Memory => (Arc::new(InMemory::new()), Kind::Memory),
+            Target::Memory => (
+                Arc::new(InMemory::new()),
+                Kind::Memory {
+                    tag: stowage_plugin::versions::random_tag(),
+                },
+            ),
         };
         Ok(Built { store, kind })
     }

@@ -8,7 +8,7 @@ use stowage_plugin::paging::PageBuilder;
 use stowage_plugin::{CountQuery, DocumentMeta, ListPage, ListQuery, PluginError};
 
 use super::build::{Built, Kind};
-use super::{BlobStorage, OpResult, version_of};
+use super::{BlobStorage, OpResult, stamp};
 use crate::http::recording;
 use crate::keys::{escape, offset_before};
 
@@ -32,8 +32,12 @@ impl BlobStorage {
             |name, meta| {
                 page.offer(DocumentMeta {
                     name,
-                    version: version_of(meta.e_tag.as_deref()).unwrap_or_default(),
-                    size: meta.size,
+                    version: built.version_of(meta.e_tag.as_deref()).unwrap_or_default(),
+                    size: if built.kind.stamps_writes() {
+                        stamp::listed_size(meta.size)
+                    } else {
+                        meta.size
+                    },
                 })
             },
         ))
