@@ -1,9 +1,12 @@
 //! Concurrent writers through the `stowage` binary: read-modify-write counters, leases
 //! contended by `stowage lock run`, holders killed or frozen, and Ctrl-C.
 //!
-//! Every scenario runs on each backend of [`BACKENDS`]: the built-in filesystem store and
-//! the testkit plugin on disk. A backend is a name and a config snippet, so a blob-on-S3
-//! or blob-on-Azurite variant is one more entry (with its emulator's settings).
+//! Every scenario runs on each backend: the built-in filesystem store, the testkit plugin
+//! on disk, and the blob plugin on S3 (moto) and on Azure Blob (Azurite), each on a fresh
+//! bucket or container. A backend is a name and a config snippet.
+//!
+//! The blob plugin is another package's binary: build it first (`cargo build -p
+//! stowage-plugin-blob`, or `cargo xtask test`), as the `stowage` binary itself.
 //!
 //! Nothing here asserts on elapsed time: waits are bounded only so that a broken build
 //! fails instead of hanging, and "at once" is shown by a TTL far longer than any wait.
@@ -14,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use stowage_tests::processes::{stowage_bin, wait_gone};
+use stowage_tests::emulators;
+use stowage_tests::processes::{blob_plugin_bin, stowage_bin, wait_gone};
 
 const TESTKIT: &str = env!("CARGO_BIN_EXE_stowage-plugin-testkit");
 const HOLDER: &str = env!("CARGO_BIN_EXE_stowage-test-lease-holder");
@@ -24,18 +28,54 @@ struct Backend {
     /// `-b` argument; none for the default (the built-in filesystem store).
     name: Option<&'static str>,
     /// Config lines declaring it; `{root}` is replaced by a directory of the test's home.
-    config: &'static str,
+    config: String,
 }
 
-const FILESYSTEM: Backend = Backend {
-    name: None,
-    config: "",
-};
+fn filesystem() -> Backend {
+    Backend {
+        name: None,
+        config: String::new(),
+    }
+}
 
-const TESTKIT_ON_DISK: Backend = Backend {
-    name: Some("tk"),
-    config: "[storage.tk]\npath = \"{testkit}\"\ntimeout = \"20s\"\n[storage.tk.config]\nroot = \"{root}\"\n",
-};
+fn testkit_on_disk() -> Backend {
+    Backend {
+        name: Some("tk"),
+        config: format!(
+            "[storage.tk]\npath = {TESTKIT:?}\ntimeout = \"20s\"\n\
+             [storage.tk.config]\nroot = \"{{root}}\"\n"
+        ),
+    }
+}
+
+/// The blob plugin on a fresh bucket on moto, with moto's dummy credentials.
+fn blob_on_s3() -> Backend {
+    let (endpoint, bucket) = emulators::moto_bucket();
+    Backend {
+        name: Some("s3"),
+        config: format!(
+            "[storage.s3]\npath = {plugin:?}\ntimeout = \"30s\"\n\
+             env = {{ AWS_ACCESS_KEY_ID = \"testing\", AWS_SECRET_ACCESS_KEY = \"testing\" }}\n\
+             [storage.s3.config]\nurl = \"s3://{bucket}/stowage\"\nendpoint = {endpoint:?}\n\
+             allow-http = true\nregion = \"us-east-1\"\n",
+            plugin = blob_plugin_bin(),
+        ),
+    }
+}
+
+/// The blob plugin on a fresh container on Azurite, with its well-known account.
+fn blob_on_azurite() -> Backend {
+    let (endpoint, container) = emulators::azurite_container();
+    Backend {
+        name: Some("az"),
+        config: format!(
+            "[storage.az]\npath = {plugin:?}\ntimeout = \"30s\"\n\
+             [storage.az.config]\nurl = \"az://{container}/stowage\"\nendpoint = {endpoint:?}\n\
+             use-emulator = true\n",
+            plugin = blob_plugin_bin(),
+        ),
+    }
+}
 
 /// A home with a config declaring one backend.
 struct Setup {
@@ -48,7 +88,6 @@ impl Setup {
         let home = tempfile::tempdir().unwrap();
         let config = backend
             .config
-            .replace("{testkit}", TESTKIT)
             .replace("{root}", &home.path().join("tk-data").display().to_string());
         std::fs::write(home.path().join("config.toml"), config).unwrap();
         Setup {
@@ -192,12 +231,22 @@ fn increments_from_many_processes_are_never_lost(backend: &Backend) {
 
 #[test]
 fn increments_from_many_processes_on_the_filesystem_store() {
-    increments_from_many_processes_are_never_lost(&FILESYSTEM);
+    increments_from_many_processes_are_never_lost(&filesystem());
 }
 
 #[test]
 fn increments_from_many_processes_on_the_testkit_plugin() {
-    increments_from_many_processes_are_never_lost(&TESTKIT_ON_DISK);
+    increments_from_many_processes_are_never_lost(&testkit_on_disk());
+}
+
+#[test]
+fn increments_from_many_processes_on_the_blob_plugin_on_s3() {
+    increments_from_many_processes_are_never_lost(&blob_on_s3());
+}
+
+#[test]
+fn increments_from_many_processes_on_the_blob_plugin_on_azurite() {
+    increments_from_many_processes_are_never_lost(&blob_on_azurite());
 }
 
 #[test]
@@ -205,7 +254,7 @@ fn increments_from_many_threads_through_the_library_on_the_testkit_plugin() {
     use stowage_host::protocol::DocumentKey;
     use stowage_host::rmw::{Update, contention_policy, read_modify_write};
 
-    let setup = Setup::new(&TESTKIT_ON_DISK);
+    let setup = Setup::new(&testkit_on_disk());
     let stowage = stowage_host::Stowage::open(&stowage_host::ConfigSource {
         explicit: Some(setup.path("config.toml")),
         home: Some(setup.home.path().to_owned()),
@@ -312,12 +361,22 @@ fn contenders_never_overlap(backend: &Backend) {
 
 #[test]
 fn lock_run_contenders_never_overlap_on_the_filesystem_store() {
-    contenders_never_overlap(&FILESYSTEM);
+    contenders_never_overlap(&filesystem());
 }
 
 #[test]
 fn lock_run_contenders_never_overlap_on_the_testkit_plugin() {
-    contenders_never_overlap(&TESTKIT_ON_DISK);
+    contenders_never_overlap(&testkit_on_disk());
+}
+
+#[test]
+fn lock_run_contenders_never_overlap_on_the_blob_plugin_on_s3() {
+    contenders_never_overlap(&blob_on_s3());
+}
+
+#[test]
+fn lock_run_contenders_never_overlap_on_the_blob_plugin_on_azurite() {
+    contenders_never_overlap(&blob_on_azurite());
 }
 
 // ---- a holder killed outright is taken over after the TTL ----
@@ -359,12 +418,22 @@ fn a_killed_holder_is_taken_over(backend: &Backend) {
 
 #[test]
 fn a_killed_holder_is_taken_over_after_the_ttl_on_the_filesystem_store() {
-    a_killed_holder_is_taken_over(&FILESYSTEM);
+    a_killed_holder_is_taken_over(&filesystem());
 }
 
 #[test]
 fn a_killed_holder_is_taken_over_after_the_ttl_on_the_testkit_plugin() {
-    a_killed_holder_is_taken_over(&TESTKIT_ON_DISK);
+    a_killed_holder_is_taken_over(&testkit_on_disk());
+}
+
+#[test]
+fn a_killed_holder_is_taken_over_after_the_ttl_on_the_blob_plugin_on_s3() {
+    a_killed_holder_is_taken_over(&blob_on_s3());
+}
+
+#[test]
+fn a_killed_holder_is_taken_over_after_the_ttl_on_the_blob_plugin_on_azurite() {
+    a_killed_holder_is_taken_over(&blob_on_azurite());
 }
 
 // ---- a holder frozen past its TTL: its lease is lost and its fenced write refused ----
@@ -453,12 +522,22 @@ fn a_frozen_holder_loses_and_its_fenced_write_is_refused(backend: &Backend) {
 
 #[test]
 fn a_frozen_holder_loses_its_lease_and_its_fenced_write_on_the_filesystem_store() {
-    a_frozen_holder_loses_and_its_fenced_write_is_refused(&FILESYSTEM);
+    a_frozen_holder_loses_and_its_fenced_write_is_refused(&filesystem());
 }
 
 #[test]
 fn a_frozen_holder_loses_its_lease_and_its_fenced_write_on_the_testkit_plugin() {
-    a_frozen_holder_loses_and_its_fenced_write_is_refused(&TESTKIT_ON_DISK);
+    a_frozen_holder_loses_and_its_fenced_write_is_refused(&testkit_on_disk());
+}
+
+#[test]
+fn a_frozen_holder_loses_its_lease_and_its_fenced_write_on_the_blob_plugin_on_s3() {
+    a_frozen_holder_loses_and_its_fenced_write_is_refused(&blob_on_s3());
+}
+
+#[test]
+fn a_frozen_holder_loses_its_lease_and_its_fenced_write_on_the_blob_plugin_on_azurite() {
+    a_frozen_holder_loses_and_its_fenced_write_is_refused(&blob_on_azurite());
 }
 
 // ---- Ctrl-C releases at once ----
@@ -497,19 +576,29 @@ fn ctrl_c_releases(backend: &Backend) {
 
 #[test]
 fn ctrl_c_on_lock_run_releases_the_lease_on_the_filesystem_store() {
-    ctrl_c_releases(&FILESYSTEM);
+    ctrl_c_releases(&filesystem());
 }
 
 #[test]
 fn ctrl_c_on_lock_run_releases_the_lease_on_the_testkit_plugin() {
-    ctrl_c_releases(&TESTKIT_ON_DISK);
+    ctrl_c_releases(&testkit_on_disk());
+}
+
+#[test]
+fn ctrl_c_on_lock_run_releases_the_lease_on_the_blob_plugin_on_s3() {
+    ctrl_c_releases(&blob_on_s3());
+}
+
+#[test]
+fn ctrl_c_on_lock_run_releases_the_lease_on_the_blob_plugin_on_azurite() {
+    ctrl_c_releases(&blob_on_azurite());
 }
 
 // ---- exit codes and messages of the small commands ----
 
 #[test]
 fn lock_commands_say_who_holds_the_lease_and_exit_with_documented_codes() {
-    let setup = Setup::new(&FILESYSTEM);
+    let setup = Setup::new(&filesystem());
     let out = setup.run(
         &["lock", "acquire"],
         &["deploy", "--owner", "alice", "--ttl", "1h"],
