@@ -4,13 +4,10 @@
 //! current ETag goes through. (Azure's hand-made conditional DELETE is tested in
 //! src/store.rs against Azurite.)
 
-mod common;
-
 #[path = "../src/http.rs"]
 #[allow(dead_code)]
 mod http_layer;
 
-use common::*;
 use http::header::{HeaderValue, IF_MATCH};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt as _};
