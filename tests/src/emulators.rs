@@ -1,5 +1,6 @@
 //! Real cloud emulators on 127.0.0.1: moto (AWS: S3, Secrets Manager) and Azurite (Azure
-//! Blob). Never hand-written mocks where an emulator exists.
+//! Blob), and fresh buckets and containers on them ([`moto_bucket`], [`azurite_container`]).
+//! Never hand-written mocks where an emulator exists.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt as _;

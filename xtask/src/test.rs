@@ -38,7 +38,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         path.push(p);
     }
-    // Build everything first so integration tests find every binary they spawn.
+    // Build everything first so integration tests find every binary they spawn, including
+    // other packages' (the `stowage` CLI, and the blob plugin for tests/tests/leases.rs).
     run_checked(cargo().args(["build", "--workspace", "--all-targets"]))?;
     let running = emulators::start(&path)?;
     let with_env = |cmd: &mut Command| {
