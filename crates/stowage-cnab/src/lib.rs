@@ -1,0 +1,24 @@
+//! CNAB credential sets and parameter sets for Stowage: the file format CNAB tools use
+//! (cnab-spec 802-credential-sets.md, Porter's `CredentialSet` and `ParameterSet`), read
+//! from YAML or JSON with errors that name the file, the line and the entry.
+//!
+//! ```
+//! use stowage_cnab::{Format, SetKind, parse};
+//!
+//! let set = parse(
+//!     "schemaVersion: 1.0.1\nname: prod\ncredentials:\n  - name: kubeconfig\n    source:\n      path: /home/me/.kube/config\n",
+//!     Format::Yaml,
+//!     SetKind::Credentials,
+//! )
+//! .unwrap();
+//! assert_eq!(set.entries[0].source.kind(), "path");
+//! ```
+
+mod parse;
+mod set;
+
+pub use parse::{Format, Problem, SetFileError, parse, read_file};
+pub use set::{DEFAULT_SCHEMA_VERSION, Entry, SetKind, Source, ValueSet};
+
+#[cfg(test)]
+mod parse_tests;
