@@ -1,6 +1,7 @@
 //! CNAB credential sets and parameter sets for Stowage: the file format CNAB tools use
 //! (cnab-spec 802-credential-sets.md, Porter's `CredentialSet` and `ParameterSet`), read
-//! from YAML or JSON with errors that name the file, the line and the entry.
+//! from YAML or JSON with errors that name the file, the line and the entry, and kept in
+//! a Stowage storage backend ([`SetStore`]).
 //!
 //! ```
 //! use stowage_cnab::{Format, SetKind, parse};
@@ -14,11 +15,17 @@
 //! assert_eq!(set.entries[0].source.kind(), "path");
 //! ```
 
+mod error;
 mod parse;
 mod set;
+pub mod store;
 
+pub use error::{Error, Result, namespace_words};
 pub use parse::{Format, Problem, SetFileError, parse, read_file};
 pub use set::{DEFAULT_SCHEMA_VERSION, Entry, SetKind, Source, ValueSet};
+pub use store::{Applied, ApplyOutcome, SetStore, StoredSet};
 
 #[cfg(test)]
 mod parse_tests;
+#[cfg(test)]
+mod store_tests;
