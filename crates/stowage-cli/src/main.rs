@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
+use stowage_cnab::SetKind;
 use stowage_host::{ConfigSource, Stowage};
 
 use crate::output::Output;
@@ -51,6 +52,12 @@ enum Command {
     /// Set, read, list and delete secrets.
     #[command(subcommand)]
     Secrets(commands::secrets::SecretsCommand),
+    /// CNAB credential sets: apply, list, show and delete them (kept in storage).
+    #[command(subcommand)]
+    Credentials(commands::sets::SetsCommand),
+    /// CNAB parameter sets: apply, list, show and delete them (kept in storage).
+    #[command(subcommand)]
+    Parameters(commands::sets::SetsCommand),
     /// Leases with fencing tokens: run a command while holding one (`lock run`).
     #[command(subcommand)]
     Lock(commands::lock::LockCommand),
@@ -157,6 +164,7 @@ impl Command {
             Command::Storage(c) => c.writes(),
             Command::Secrets(c) => c.writes(),
             Command::Lock(c) => c.writes(),
+            Command::Credentials(c) | Command::Parameters(c) => c.writes(),
             Command::Config(_) | Command::Plugins(_) => false,
         }
     }
@@ -186,6 +194,12 @@ async fn run(
         Command::Storage(cmd) => commands::storage::run(cmd, &stowage, cli.output).await,
         Command::Secrets(cmd) => commands::secrets::run(cmd, &stowage, cli.output).await,
         Command::Lock(cmd) => commands::lock::run(cmd, &stowage, cli.output, interrupt).await,
+        Command::Credentials(cmd) => {
+            commands::sets::run(SetKind::Credentials, cmd, &stowage, cli.output).await
+        }
+        Command::Parameters(cmd) => {
+            commands::sets::run(SetKind::Parameters, cmd, &stowage, cli.output).await
+        }
     };
     stowage.shutdown().await;
     result

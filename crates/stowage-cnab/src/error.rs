@@ -12,6 +12,10 @@ pub enum Error {
     #[error("{0}")]
     File(#[from] SetFileError),
 
+    /// Several set files break the rules (every problem of every file, file by file).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Files(Vec<SetFileError>),
+
     /// No set of that name in that namespace.
     #[error("no {} named `{name}` in {}", .kind.set_words(), namespace_words(.namespace))]
     NotFound {

@@ -6,6 +6,7 @@ pub mod lock;
 mod lock_run;
 pub mod plugins;
 pub mod secrets;
+pub mod sets;
 pub mod storage;
 
 use std::process::ExitCode;

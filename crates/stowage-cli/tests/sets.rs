@@ -1,0 +1,307 @@
+//! `stowage credentials …` / `stowage parameters …` end to end on the built-in
+//! filesystem store: exit codes, masking, namespaces, and racing applies from two
+//! processes.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const STOWAGE: &str = env!("CARGO_BIN_EXE_stowage");
+
+fn command(home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(STOWAGE);
+    cmd.args(args)
+        .env("STOWAGE_HOME", home)
+        .env_remove("STOWAGE_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn run(home: &Path, args: &[&str]) -> Output {
+    command(home, args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+const CREDS: &str = "\
+schemaType: CredentialSet
+schemaVersion: 1.0.1
+name: prod
+labels:
+  env: prod
+credentials:
+  - name: kubeconfig
+    source:
+      path: /home/me/.kube/config
+  - name: db-password
+    source:
+      value: hunter2
+";
+
+#[test]
+fn apply_show_list_delete_with_documented_exit_codes() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let file = h.join("creds.yaml");
+    std::fs::write(&file, CREDS).unwrap();
+    let file = file.to_str().unwrap();
+
+    let applied = run(h, &["credentials", "apply", file, "-n", "team-a"]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    assert!(
+        stdout(&applied).starts_with("credential set `prod` in namespace `team-a`: created"),
+        "{}",
+        stdout(&applied)
+    );
+    let again = run(
+        h,
+        &[
+            "credentials",
+            "apply",
+            file,
+            "-n",
+            "team-a",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(json(&again)[0]["outcome"], "unchanged");
+
+    // Stored in collection `credentials`, group = namespace, name = set name.
+    let raw = run(
+        h,
+        &["storage", "get", "credentials", "prod", "-g", "team-a"],
+    );
+    assert!(raw.status.success(), "{}", stderr(&raw));
+
+    // A literal value is hidden unless --reveal, in text and in JSON.
+    let shown = run(h, &["credentials", "show", "prod", "-n", "team-a"]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    assert!(!stdout(&shown).contains("hunter2"), "{}", stdout(&shown));
+    assert!(stdout(&shown).contains("<hidden, 7 bytes>"));
+    let shown = run(
+        h,
+        &[
+            "credentials",
+            "show",
+            "prod",
+            "-n",
+            "team-a",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(
+        json(&shown)["credentials"][1]["source"]["value"],
+        serde_json::Value::Null
+    );
+    assert_eq!(json(&shown)["namespace"], "team-a");
+    let revealed = run(
+        h,
+        &["credentials", "show", "prod", "-n", "team-a", "--reveal"],
+    );
+    assert!(stdout(&revealed).contains("hunter2"));
+
+    // Namespaces and labels.
+    let global = run(h, &["credentials", "list", "--output", "json"]);
+    assert_eq!(json(&global), serde_json::json!([]));
+    let listed = run(
+        h,
+        &[
+            "credentials",
+            "list",
+            "-n",
+            "team-a",
+            "--label",
+            "env=prod",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(json(&listed)[0]["name"], "prod");
+    assert!(!stdout(&listed).contains("hunter2"));
+    let other = run(
+        h,
+        &[
+            "credentials",
+            "list",
+            "-n",
+            "team-a",
+            "--label",
+            "env=dev",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(json(&other), serde_json::json!([]));
+
+    // Parameter sets are a different collection.
+    let missing = run(h, &["parameters", "show", "prod", "-n", "team-a"]);
+    assert_eq!(missing.status.code(), Some(3), "{}", stderr(&missing));
+
+    let deleted = run(h, &["credentials", "delete", "prod", "-n", "team-a"]);
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    let gone = run(h, &["credentials", "show", "prod", "-n", "team-a"]);
+    assert_eq!(gone.status.code(), Some(3));
+    assert_eq!(
+        stderr(&gone).trim(),
+        "error: no credential set named `prod` in namespace `team-a`"
+    );
+}
+
+#[test]
+fn an_invalid_file_stores_nothing_and_names_file_line_and_entry() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let good = h.join("good.yaml");
+    std::fs::write(&good, CREDS).unwrap();
+    let bad = h.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "name: broken\ncredentials:\n  - name: db-password\n    source:\n      env: DB\n      value: s3cr3t\n",
+    )
+    .unwrap();
+    let out = run(
+        h,
+        &[
+            "credentials",
+            "apply",
+            good.to_str().unwrap(),
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let expected = format!(
+        "error: {}:4: credential `db-password`: a source needs exactly one of secret, env, value, path, command (found env and value)",
+        bad.display()
+    );
+    assert_eq!(stderr(&out).trim(), expected);
+    assert!(!stderr(&out).contains("s3cr3t"));
+    // The good file before it was not applied either.
+    let listed = run(h, &["credentials", "list", "--output", "json"]);
+    assert_eq!(json(&listed), serde_json::json!([]));
+
+    let json_err = run(
+        h,
+        &[
+            "credentials",
+            "apply",
+            bad.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    );
+    let err: serde_json::Value = serde_json::from_slice(&json_err.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "invalid_argument");
+    assert_eq!(err["error"]["exit_code"], 7);
+}
+
+#[test]
+fn a_parameter_set_file_is_not_a_credential_set() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let file = h.join("params.json");
+    std::fs::write(
+        &file,
+        r#"{"schemaType": "ParameterSet", "schemaVersion": "1.0.1", "name": "p",
+            "parameters": [{"name": "port", "source": {"value": 8080}}]}"#,
+    )
+    .unwrap();
+    let wrong = run(h, &["credentials", "apply", file.to_str().unwrap()]);
+    assert_eq!(wrong.status.code(), Some(7));
+    assert!(
+        stderr(&wrong).contains("use `stowage parameters apply`"),
+        "{}",
+        stderr(&wrong)
+    );
+    let right = run(h, &["parameters", "apply", file.to_str().unwrap()]);
+    assert!(right.status.success(), "{}", stderr(&right));
+    let shown = run(
+        h,
+        &["parameters", "show", "p", "--reveal", "--output", "json"],
+    );
+    assert_eq!(json(&shown)["parameters"][0]["source"]["value"], "8080");
+}
+
+/// Two processes apply different content to the same set at the same time, many times:
+/// each either succeeds or exits 4 (conflict); when both succeed, one replaced the
+/// version the other wrote (it saw it); the stored version is always a winner's. Never
+/// two successes that did not see each other (a lost update).
+#[test]
+fn concurrent_applies_from_two_processes_never_lose_an_update() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let mut conflicts = 0;
+    for round in 0..12 {
+        let files: Vec<String> = ["A", "B"]
+            .iter()
+            .map(|who| {
+                let path = h.join(format!("{who}.yaml"));
+                let text = format!(
+                    "name: shared\ncredentials:\n  - name: token\n    source:\n      env: TOKEN_{who}_{round}\n"
+                );
+                std::fs::write(&path, text).unwrap();
+                path.to_str().unwrap().to_owned()
+            })
+            .collect();
+        let children: Vec<_> = files
+            .iter()
+            .map(|f| {
+                command(h, &["credentials", "apply", f, "--output", "json"])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<Output> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        let stored = json(&run(
+            h,
+            &[
+                "storage",
+                "get",
+                "credentials",
+                "shared",
+                "--output",
+                "json",
+            ],
+        ));
+        let stored_version = stored["version"].as_str().unwrap().to_owned();
+        let ok: Vec<serde_json::Value> = outs
+            .iter()
+            .filter(|o| o.status.success())
+            .map(|o| json(o)[0].clone())
+            .collect();
+        for o in outs.iter().filter(|o| !o.status.success()) {
+            assert_eq!(o.status.code(), Some(4), "{}", stderr(o));
+            assert!(
+                stderr(o).contains("by someone else while this apply ran"),
+                "{}",
+                stderr(o)
+            );
+            conflicts += 1;
+        }
+        match ok.as_slice() {
+            [one] => assert_eq!(one["version"], stored_version.as_str()),
+            [a, b] => assert!(
+                a["previous_version"] == b["version"] || b["previous_version"] == a["version"],
+                "both applies succeeded without one seeing the other: {a} {b}"
+            ),
+            _ => panic!("no apply succeeded"),
+        }
+    }
+    // Not asserted (timing-dependent), but worth seeing when the test is run with --nocapture.
+    println!("{conflicts} conflicts in 12 rounds");
+}
