@@ -17,15 +17,19 @@
 
 mod error;
 mod parse;
+pub mod resolve;
 mod set;
 pub mod store;
 
 pub use error::{Error, Result, namespace_words};
 pub use parse::{Format, Problem, SetFileError, parse, read_file};
+pub use resolve::{Resolution, ResolvedEntry, resolve};
 pub use set::{DEFAULT_SCHEMA_VERSION, Entry, SetKind, Source, ValueSet};
 pub use store::{Applied, ApplyOutcome, SetStore, StoredSet};
 
 #[cfg(test)]
 mod parse_tests;
+#[cfg(test)]
+mod resolve_tests;
 #[cfg(test)]
 mod store_tests;

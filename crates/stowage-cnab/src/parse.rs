@@ -215,10 +215,14 @@ fn split_key(line: &str) -> Option<(&str, &str)> {
     Some((k.trim().trim_matches(['"', '\'']), v.trim()))
 }
 
+/// The scalar at the start of `v`: a quoted string up to its closing quote, or plain text
+/// up to a flow-style `,` or `}` (`{name: a, source: …}` on one line).
 fn unquote(v: &str) -> &str {
-    v.trim_end_matches([',', '}'])
-        .trim()
-        .trim_matches(['"', '\''])
+    let v = v.trim_start();
+    match v.chars().next() {
+        Some(q @ ('"' | '\'')) => v[1..].split(q).next().unwrap_or(""),
+        _ => v.split([',', '}']).next().unwrap_or("").trim_end(),
+    }
 }
 
 /// Applies the rules to a parsed document, collecting problems.

@@ -240,3 +240,12 @@ fn format_is_guessed_from_extension_then_content() {
     assert_eq!(Format::guess(None, "  {\"a\":1}"), Format::Json);
     assert_eq!(Format::guess(None, "a: 1"), Format::Yaml);
 }
+
+#[test]
+fn flow_style_entries_are_located() {
+    let err = yaml_creds("name: p\ncredentials:\n  - {name: a, source: {env: A}}\n  - {name: b, source: {env: true}}\n").unwrap_err();
+    assert_eq!(
+        err,
+        "line 4: credential `b`: `env` must be a string, not a boolean"
+    );
+}
