@@ -305,3 +305,89 @@ fn concurrent_applies_from_two_processes_never_lose_an_update() {
     // Not asserted (timing-dependent), but worth seeing when the test is run with --nocapture.
     println!("{conflicts} conflicts in 12 rounds");
 }
+
+#[test]
+fn resolve_hides_values_unless_revealed_and_reports_every_failure() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let mut set_secret = command(h, &["secrets", "set", "db/password"]);
+    set_secret.stdin(Stdio::piped());
+    let mut child = set_secret.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"s3cr3t-db").unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let token = h.join("token");
+    std::fs::write(&token, "s3cr3t-file").unwrap();
+    let file = h.join("creds.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: prod\ncredentials:\n\
+             - {{name: db, source: {{secret: db/password}}}}\n\
+             - {{name: token, source: {{path: {}}}}}\n\
+             - {{name: env, source: {{env: STOWAGE_SETS_TEST_VAR}}}}\n\
+             - {{name: literal, source: {{value: s3cr3t-literal}}}}\n\
+             - {{name: cmd, source: {{command: printf s3cr3t-cmd}}}}\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let applied = run(h, &["credentials", "apply", file.to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
+
+    let resolve = |args: &[&str], env: Option<&str>| {
+        let mut all = vec!["credentials", "resolve", "prod"];
+        all.extend_from_slice(args);
+        let mut cmd = command(h, &all);
+        match env {
+            Some(v) => cmd.env("STOWAGE_SETS_TEST_VAR", v),
+            None => cmd.env_remove("STOWAGE_SETS_TEST_VAR"),
+        };
+        cmd.output().unwrap()
+    };
+    let secrets = ["s3cr3t-db", "s3cr3t-file", "s3cr3t-env", "s3cr3t-literal"];
+
+    let hidden = resolve(&["-vv"], Some("s3cr3t-env"));
+    assert!(hidden.status.success(), "{}", stderr(&hidden));
+    for s in secrets {
+        assert!(!stdout(&hidden).contains(s), "{}", stdout(&hidden));
+        assert!(!stderr(&hidden).contains(s), "{}", stderr(&hidden));
+    }
+    assert!(
+        stdout(&hidden).contains("<hidden, 9 bytes>"),
+        "{}",
+        stdout(&hidden)
+    );
+
+    let revealed = resolve(&["--reveal", "--output", "json"], Some("s3cr3t-env"));
+    assert!(revealed.status.success(), "{}", stderr(&revealed));
+    let entries = json(&revealed)["entries"].clone();
+    let values: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        [
+            "s3cr3t-db",
+            "s3cr3t-file",
+            "s3cr3t-env",
+            "s3cr3t-literal",
+            "s3cr3t-cmd"
+        ]
+    );
+    assert_eq!(entries[0]["backend"], "filesystem");
+
+    // One failure: the report names it; exit 3 because it is missing.
+    let failed = resolve(&[], None);
+    assert_eq!(failed.status.code(), Some(3), "{}", stderr(&failed));
+    assert_eq!(
+        stderr(&failed).trim(),
+        "error: 1 of 5 credentials of credential set `prod` could not be resolved:\n  \
+         credential `env` (env STOWAGE_SETS_TEST_VAR): environment variable STOWAGE_SETS_TEST_VAR is not set"
+    );
+    for s in secrets {
+        assert!(!stdout(&failed).contains(s) && !stderr(&failed).contains(s));
+    }
+}

@@ -57,6 +57,20 @@ pub enum SetsCommand {
         #[arg(long)]
         reveal: bool,
     },
+    /// Resolve every entry of a set now (`env`, `path`, `command`, `value` in this process;
+    /// `secret: KEY` from the default secrets backend, `secret: BACKEND:KEY` from BACKEND),
+    /// one batch per secrets backend. Values are hidden unless --reveal; any entry that
+    /// fails is reported with every other failure, and the exit code is not 0 (3 when
+    /// they are all missing).
+    Resolve {
+        /// The set's name.
+        name: String,
+        #[command(flatten)]
+        scope: Scope,
+        /// Print the values (text as is; other bytes as `base64:…`).
+        #[arg(long)]
+        reveal: bool,
+    },
     /// Delete a set.
     Delete {
         /// The set's name.
@@ -100,6 +114,19 @@ pub async fn run(kind: SetKind, cmd: SetsCommand, stowage: &Stowage, out: Output
             let sets = store(kind, &scope.backend, stowage)?;
             let found = sets.get(&scope.namespace, &name).await;
             found.map(|stored| print_set(&stored, reveal, out))
+        }
+        SetsCommand::Resolve {
+            name,
+            scope,
+            reveal,
+        } => {
+            let sets = store(kind, &scope.backend, stowage)?;
+            match sets.get(&scope.namespace, &name).await {
+                Ok(stored) => {
+                    return super::sets_resolve::run(&stored.set, stowage, reveal, out).await;
+                }
+                Err(e) => Err(e),
+            }
         }
         SetsCommand::Delete { name, scope } => {
             let sets = store(kind, &scope.backend, stowage)?;

@@ -1,0 +1,114 @@
+//! `stowage credentials resolve` / `stowage parameters resolve`: every entry, resolved or
+//! why not; values only with --reveal.
+
+use std::process::ExitCode;
+
+use base64::Engine as _;
+use stowage_cnab::{Resolution, ResolvedEntry, Source, ValueSet};
+use stowage_host::Stowage;
+use stowage_host::protocol::ErrorCode;
+
+use super::CmdResult;
+use crate::exit;
+use crate::output::{self, Output};
+
+pub async fn run(set: &ValueSet, stowage: &Stowage, reveal: bool, out: Output) -> CmdResult {
+    let resolution = stowage_cnab::resolve(set, stowage).await;
+    match out {
+        Output::Json => output::json(&as_json(set, &resolution, reveal)),
+        Output::Text => print_table(&resolution, reveal),
+    }
+    let Some(report) = resolution.failure_report(set) else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    // Every failure missing (unset variables, absent files and keys) is "not found";
+    // anything else is a plain failure.
+    let code = if resolution
+        .failures()
+        .all(|(_, f)| f.code == ErrorCode::NotFound)
+    {
+        exit::NOT_FOUND
+    } else {
+        exit::FAILURE
+    };
+    match out {
+        Output::Text => eprintln!("error: {report}"),
+        Output::Json => eprintln!(
+            "{}",
+            serde_json::json!({ "error": {
+                "code": if code == exit::NOT_FOUND { "not_found" } else { "resolve_failed" },
+                "message": report,
+                "exit_code": code,
+            }})
+        ),
+    }
+    Ok(ExitCode::from(code))
+}
+
+/// A value for printing: text as is, other bytes as `base64:…`.
+fn shown(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(text) => text.to_owned(),
+        Err(_) => format!(
+            "base64:{}",
+            base64::engine::general_purpose::STANDARD.encode(value)
+        ),
+    }
+}
+
+fn print_table(resolution: &Resolution, reveal: bool) {
+    let rows: Vec<Vec<String>> = resolution
+        .entries
+        .iter()
+        .map(|e| {
+            let (status, detail) = match &e.outcome {
+                Ok(v) if reveal => ("resolved", shown(v.expose())),
+                Ok(v) => ("resolved", format!("<hidden, {} bytes>", v.len())),
+                Err(f) => ("failed", f.message.clone()),
+            };
+            vec![e.name.clone(), e.source_words(), status.to_owned(), detail]
+        })
+        .collect();
+    output::table(&["NAME", "SOURCE", "STATUS", "VALUE"], &rows);
+}
+
+fn as_json(set: &ValueSet, resolution: &Resolution, reveal: bool) -> serde_json::Value {
+    let entries: Vec<serde_json::Value> = resolution
+        .entries
+        .iter()
+        .map(|e| entry_json(e, reveal))
+        .collect();
+    serde_json::json!({
+        "name": set.name,
+        "namespace": set.namespace,
+        "kind": set.kind.collection(),
+        "entries": entries,
+    })
+}
+
+fn entry_json(e: &ResolvedEntry, reveal: bool) -> serde_json::Value {
+    // A `value` source's text is the value: hidden like any value.
+    let source_text = match &e.source {
+        Source::Value(_) if !reveal => serde_json::Value::Null,
+        other => other.text().into(),
+    };
+    let mut json = serde_json::json!({
+        "name": e.name,
+        "source": { e.source.kind(): source_text },
+        "backend": e.backend,
+    });
+    match &e.outcome {
+        Ok(v) => {
+            json["resolved"] = true.into();
+            json["size"] = v.len().into();
+            if reveal {
+                json["value"] = shown(v.expose()).into();
+            }
+        }
+        Err(f) => {
+            json["resolved"] = false.into();
+            json["error"] = serde_json::json!({ "code": f.code.as_str(), "message": f.message });
+        }
+    }
+    json
+}
