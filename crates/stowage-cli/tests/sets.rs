@@ -287,7 +287,7 @@ fn concurrent_applies_from_two_processes_never_lose_an_update() {
         for o in outs.iter().filter(|o| !o.status.success()) {
             assert_eq!(o.status.code(), Some(4), "{}", stderr(o));
             assert!(
-                stderr(o).contains("by someone else while this apply ran"),
+                stderr(o).contains("by someone else since it was read"),
                 "{}",
                 stderr(o)
             );
@@ -390,4 +390,103 @@ fn resolve_hides_values_unless_revealed_and_reports_every_failure() {
     for s in secrets {
         assert!(!stdout(&failed).contains(s) && !stderr(&failed).contains(s));
     }
+}
+
+/// An `$EDITOR` that runs `script` (sh) on the file it is given.
+fn editor(dir: &Path, name: &str, script: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\nset -e\n{script}\n")).unwrap();
+    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&path, perms).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn edit(home: &Path, editor: &str) -> Output {
+    command(home, &["credentials", "edit", "prod"])
+        .env("EDITOR", editor)
+        .env_remove("VISUAL")
+        // A refused edit is kept in a temporary directory: inside the test's home.
+        .env("TMPDIR", home)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn edit_checks_before_storing_and_refuses_a_concurrent_change() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let file = h.join("creds.yaml");
+    std::fs::write(&file, CREDS).unwrap();
+    let applied = run(h, &["credentials", "apply", file.to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
+
+    // A good edit is stored; the file handed to the editor was private.
+    let good = editor(
+        h,
+        "good.sh",
+        "test \"$(stat -c %a \"$1\")\" = 600\nsed -i 's#/home/me/.kube/config#/etc/kubeconfig#' \"$1\"",
+    );
+    let edited = edit(h, &good);
+    assert!(edited.status.success(), "{}", stderr(&edited));
+    assert!(
+        stdout(&edited).contains(": updated (version"),
+        "{}",
+        stdout(&edited)
+    );
+    let shown = json(&run(
+        h,
+        &["credentials", "show", "prod", "--output", "json"],
+    ));
+    assert_eq!(shown["credentials"][0]["source"]["path"], "/etc/kubeconfig");
+
+    // No change: nothing stored.
+    let same = edit(h, &editor(h, "same.sh", "true"));
+    assert!(same.status.success());
+    assert!(stderr(&same).contains("no changes"), "{}", stderr(&same));
+
+    // An invalid edit is refused with its line, kept, and nothing is stored.
+    let bad = editor(
+        h,
+        "bad.sh",
+        "sed -i 's#path: /etc/kubeconfig#{env: A, value: B}#' \"$1\"",
+    );
+    let refused = edit(h, &bad);
+    assert_eq!(refused.status.code(), Some(7), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("found env and value"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        stderr(&refused).contains("your edit is kept"),
+        "{}",
+        stderr(&refused)
+    );
+    let after = json(&run(
+        h,
+        &["credentials", "show", "prod", "--output", "json"],
+    ));
+    assert_eq!(after["modified"], shown["modified"]);
+    assert_eq!(after["credentials"], shown["credentials"]);
+
+    // Someone applies while the editor is open: the edit is refused (exit 4).
+    let racing = editor(
+        h,
+        "racing.sh",
+        &format!(
+            "sed 's#/home/me/.kube/config#/other#' {file} > {file}.2\n\
+             {bin} credentials apply {file}.2 >/dev/null\n\
+             sed -i 's#/etc/kubeconfig#/mine#' \"$1\"",
+            file = file.display(),
+            bin = STOWAGE
+        ),
+    );
+    let conflict = edit(h, &racing);
+    assert_eq!(conflict.status.code(), Some(4), "{}", stderr(&conflict));
+    let kept = json(&run(
+        h,
+        &["credentials", "show", "prod", "--output", "json"],
+    ));
+    assert_eq!(kept["credentials"][0]["source"]["path"], "/other");
 }

@@ -30,8 +30,8 @@ pub enum Error {
     /// Someone else created or changed the set between this apply's read and its write;
     /// nothing was written.
     #[error(
-        "{} `{name}` in {} was {} by someone else while this apply ran; nothing was \
-         written. Run the apply again to replace their version",
+        "{} `{name}` in {} was {} by someone else since it was read; nothing was written. \
+         Apply (or edit) again to replace their version",
         .kind.set_words(), namespace_words(.namespace),
         if *.created { "created" } else { "changed" }
     )]

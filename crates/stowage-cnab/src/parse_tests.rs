@@ -249,3 +249,14 @@ fn flow_style_entries_are_located() {
         "line 4: credential `b`: `env` must be a string, not a boolean"
     );
 }
+
+#[test]
+fn the_yaml_form_round_trips_in_file_order() {
+    let set = yaml_creds(GOOD_YAML).unwrap();
+    let yaml = set.to_yaml();
+    assert!(
+        yaml.starts_with("schemaType: CredentialSet\nschemaVersion: 1.0.1\nname: prod\n"),
+        "{yaml}"
+    );
+    assert_eq!(yaml_creds(&yaml).unwrap(), set);
+}

@@ -201,6 +201,31 @@ impl ValueSet {
         Value::Object(doc)
     }
 
+    /// The set in the file format as YAML, keys in the order people write them (for
+    /// `edit`).
+    pub fn to_yaml(&self) -> String {
+        let json = self.to_json();
+        let mut doc = serde_yaml_ng::Mapping::new();
+        let order = [
+            "schemaType",
+            "schemaVersion",
+            "name",
+            "namespace",
+            "labels",
+            "created",
+            "modified",
+            self.kind.collection(),
+        ];
+        for key in order {
+            if let Some(value) = json.get(key)
+                && let Ok(value) = serde_yaml_ng::to_value(value)
+            {
+                doc.insert(key.into(), value);
+            }
+        }
+        serde_yaml_ng::to_string(&doc).unwrap_or_default()
+    }
+
     /// Whether every `key=value` in `selector` is among the labels.
     pub fn has_labels(&self, selector: &[(String, String)]) -> bool {
         selector

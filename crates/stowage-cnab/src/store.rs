@@ -125,6 +125,42 @@ impl SetStore {
             }
         };
         set.modified = Some(now);
+        self.write(set, precondition, previous_version).await
+    }
+
+    /// Replaces the set `read` (as returned by [`SetStore::get`]) with `edited`, only if
+    /// it is still at the version read: the write behind `edit`, where the user may take
+    /// minutes. A concurrent change gives [`Error::Conflict`]. `edited` keeps `read`'s
+    /// name, namespace and creation time.
+    pub async fn replace(&self, mut edited: ValueSet, read: &StoredSet) -> Result<Applied> {
+        edited.name = read.set.name.clone();
+        edited.namespace = read.set.namespace.clone();
+        if edited.same_content(&read.set) {
+            return Ok(Applied {
+                outcome: ApplyOutcome::Unchanged,
+                stored: read.clone(),
+                previous_version: Some(read.version.clone()),
+            });
+        }
+        edited.created = read.set.created.clone();
+        edited.modified = Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string());
+        self.write(
+            edited,
+            Precondition::Version(read.version.clone()),
+            Some(read.version.clone()),
+        )
+        .await
+    }
+
+    /// Writes `set` under `precondition`; `previous_version` is what it replaces (none for
+    /// a create).
+    async fn write(
+        &self,
+        set: ValueSet,
+        precondition: Precondition,
+        previous_version: Option<String>,
+    ) -> Result<Applied> {
+        let key = self.key(&set.namespace, &set.name);
         let bytes = serde_json::to_vec_pretty(&set.to_json()).unwrap_or_default();
         match self.storage.put(&key, bytes, precondition).await {
             Ok(version) => Ok(Applied {
@@ -141,7 +177,7 @@ impl SetStore {
                     kind: self.kind,
                     namespace: key.group,
                     name: key.name,
-                    created: current.is_none(),
+                    created: previous_version.is_none(),
                 })
             }
             Err(e) => Err(e.into()),

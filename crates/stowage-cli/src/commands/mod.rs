@@ -7,6 +7,7 @@ mod lock_run;
 pub mod plugins;
 pub mod secrets;
 pub mod sets;
+mod sets_edit;
 mod sets_resolve;
 pub mod storage;
 

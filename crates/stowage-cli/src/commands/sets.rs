@@ -71,6 +71,14 @@ pub enum SetsCommand {
         #[arg(long)]
         reveal: bool,
     },
+    /// Edit a set in $VISUAL or $EDITOR (as YAML). The edit is checked before it is
+    /// stored, and stored only if nobody changed the set meanwhile (else exit 4).
+    Edit {
+        /// The set's name.
+        name: String,
+        #[command(flatten)]
+        scope: Scope,
+    },
     /// Delete a set.
     Delete {
         /// The set's name.
@@ -83,7 +91,10 @@ pub enum SetsCommand {
 impl SetsCommand {
     /// Whether the command changes stored data.
     pub fn writes(&self) -> bool {
-        matches!(self, SetsCommand::Apply { .. } | SetsCommand::Delete { .. })
+        matches!(
+            self,
+            SetsCommand::Apply { .. } | SetsCommand::Edit { .. } | SetsCommand::Delete { .. }
+        )
     }
 }
 
@@ -127,6 +138,16 @@ pub async fn run(kind: SetKind, cmd: SetsCommand, stowage: &Stowage, out: Output
                 }
                 Err(e) => Err(e),
             }
+        }
+        SetsCommand::Edit { name, scope } => {
+            super::sets_edit::run(
+                kind,
+                &name,
+                &scope.namespace,
+                scope.backend.as_deref(),
+                stowage,
+            )
+            .await
         }
         SetsCommand::Delete { name, scope } => {
             let sets = store(kind, &scope.backend, stowage)?;
