@@ -16,6 +16,7 @@
 //! ```
 
 mod error;
+mod locate;
 mod parse;
 pub mod resolve;
 mod set;
