@@ -27,8 +27,8 @@ struct Cli {
     home: Option<PathBuf>,
 
     /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
-    output: Output,
+    #[arg(long, global = true, value_enum, default_value_t = output::Format::Text)]
+    output: output::Format,
 
     /// More logs on stderr (-v info, -vv debug, -vvv trace). STOWAGE_LOG sets a filter.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -105,7 +105,8 @@ fn main() -> ExitCode {
         explicit: cli.config.clone(),
         home: cli.home.clone(),
     };
-    let output = cli.output;
+    output::use_yaml(cli.output == output::Format::Yaml);
+    let output = Output::from(cli.output);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -183,22 +184,23 @@ async fn run(
 ) -> commands::CmdResult {
     // `config init` must work when the config is broken or absent.
     if let Command::Config(cmd) = &cli.command
-        && let Some(r) = commands::config::run_without_runtime(cmd, source, cli.output)
+        && let Some(r) = commands::config::run_without_runtime(cmd, source, cli.output.into())
     {
         return r;
     }
     let stowage = Stowage::open(source)?;
+    let out = Output::from(cli.output);
     let result = match cli.command {
-        Command::Config(cmd) => commands::config::run(cmd, &stowage, cli.output).await,
-        Command::Plugins(cmd) => commands::plugins::run(cmd, &stowage, cli.output).await,
-        Command::Storage(cmd) => commands::storage::run(cmd, &stowage, cli.output).await,
-        Command::Secrets(cmd) => commands::secrets::run(cmd, &stowage, cli.output).await,
-        Command::Lock(cmd) => commands::lock::run(cmd, &stowage, cli.output, interrupt).await,
+        Command::Config(cmd) => commands::config::run(cmd, &stowage, out).await,
+        Command::Plugins(cmd) => commands::plugins::run(cmd, &stowage, out).await,
+        Command::Storage(cmd) => commands::storage::run(cmd, &stowage, out).await,
+        Command::Secrets(cmd) => commands::secrets::run(cmd, &stowage, out).await,
+        Command::Lock(cmd) => commands::lock::run(cmd, &stowage, out, interrupt).await,
         Command::Credentials(cmd) => {
-            commands::sets::run(SetKind::Credentials, cmd, &stowage, cli.output).await
+            commands::sets::run(SetKind::Credentials, cmd, &stowage, out).await
         }
         Command::Parameters(cmd) => {
-            commands::sets::run(SetKind::Parameters, cmd, &stowage, cli.output).await
+            commands::sets::run(SetKind::Parameters, cmd, &stowage, out).await
         }
     };
     stowage.shutdown().await;
