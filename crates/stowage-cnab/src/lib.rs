@@ -15,6 +15,7 @@
 //! assert_eq!(set.entries[0].source.kind(), "path");
 //! ```
 
+pub mod bundle;
 mod error;
 mod locate;
 mod parse;
@@ -22,12 +23,15 @@ pub mod resolve;
 mod set;
 pub mod store;
 
+pub use bundle::Bundle;
 pub use error::{Error, Result, namespace_words};
 pub use parse::{Format, Problem, SetFileError, parse, read_file};
 pub use resolve::{Resolution, ResolvedEntry, resolve};
 pub use set::{DEFAULT_SCHEMA_VERSION, Entry, SetKind, Source, ValueSet};
 pub use store::{Applied, ApplyOutcome, SetStore, StoredSet};
 
+#[cfg(test)]
+mod bundle_tests;
 #[cfg(test)]
 mod parse_tests;
 #[cfg(test)]
