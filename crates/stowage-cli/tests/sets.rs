@@ -490,3 +490,85 @@ fn edit_checks_before_storing_and_refuses_a_concurrent_change() {
     ));
     assert_eq!(kept["credentials"][0]["source"]["path"], "/other");
 }
+
+#[test]
+fn resolve_against_a_bundle_reports_missing_and_unknown_entries_together() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let bundle = h.join("bundle.json");
+    std::fs::write(
+        &bundle,
+        r#"{"schemaVersion": "v1.0.0", "name": "hello", "version": "0.1.0",
+            "invocationImages": [{"imageType": "docker", "image": "hello:0.1.0"}],
+            "credentials": {
+              "hostkey": {"env": "HOST_KEY", "required": true},
+              "kubeconfig": {"path": "/root/.kube/config", "required": true, "applyTo": ["install"]}
+            }}"#,
+    )
+    .unwrap();
+    let file = h.join("creds.yaml");
+    std::fs::write(
+        &file,
+        "name: prod\ncredentials:\n\
+         - {name: hostkey, source: {value: k3y}}\n\
+         - {name: extra, source: {env: STOWAGE_SETS_TEST_UNSET}}\n",
+    )
+    .unwrap();
+    assert!(
+        run(h, &["credentials", "apply", file.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let b = bundle.to_str().unwrap();
+
+    let install = run(
+        h,
+        &[
+            "credentials",
+            "resolve",
+            "prod",
+            "--bundle",
+            b,
+            "--action",
+            "install",
+        ],
+    );
+    assert_eq!(install.status.code(), Some(7), "{}", stderr(&install));
+    let err = stderr(&install);
+    assert!(
+        err.contains("credential `kubeconfig` is required by bundle `hello` for `install`"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "credential `extra` of credential set `prod` is not a credential of bundle `hello`"
+        ),
+        "{err}"
+    );
+    // The unknown entry is not resolved (its variable is unset, and no failure says so).
+    assert!(!err.contains("STOWAGE_SETS_TEST_UNSET"), "{err}");
+    assert!(!stdout(&install).contains("k3y") && !err.contains("k3y"));
+
+    // For uninstall only `extra` is wrong (kubeconfig is for install only).
+    let uninstall = run(
+        h,
+        &[
+            "credentials",
+            "resolve",
+            "prod",
+            "--bundle",
+            b,
+            "--action",
+            "uninstall",
+        ],
+    );
+    assert_eq!(uninstall.status.code(), Some(7));
+    assert_eq!(
+        stderr(&uninstall).lines().count(),
+        1,
+        "{}",
+        stderr(&uninstall)
+    );
+    let usage = run(h, &["credentials", "resolve", "prod", "--bundle", b]);
+    assert_eq!(usage.status.code(), Some(2), "--bundle needs --action");
+}

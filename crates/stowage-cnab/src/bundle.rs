@@ -195,6 +195,29 @@ impl Bundle {
             .unwrap_or(false)
     }
 
+    /// The entries of `set` that `action` uses: those the bundle knows, for that action.
+    pub fn used_by(&self, set: &ValueSet, action: &str) -> ValueSet {
+        let uses = |name: &str| match set.kind {
+            SetKind::Credentials => self
+                .credentials
+                .get(name)
+                .is_some_and(|c| applies(&c.apply_to, action)),
+            SetKind::Parameters => self
+                .parameters
+                .get(name)
+                .is_some_and(|p| applies(&p.apply_to, action)),
+        };
+        ValueSet {
+            entries: set
+                .entries
+                .iter()
+                .filter(|e| uses(&e.name))
+                .cloned()
+                .collect(),
+            ..set.clone()
+        }
+    }
+
     /// Every problem of `set` for `action`, at once: a required entry (that applies to the
     /// action, and for parameters has no default) missing from the set, and an entry the
     /// bundle does not know. Entries for other actions are not problems.

@@ -117,6 +117,10 @@ fn required_and_apply_to_are_checked_per_action() {
     // kubeconfig does not apply to uninstall.
     let uninstall = b.check_set(&creds, "uninstall");
     assert_eq!(uninstall.len(), 1, "{uninstall:?}");
+    // Only what the action uses is resolved: not the unknown `extra`.
+    let used = b.used_by(&creds, "install");
+    assert_eq!(used.entries.len(), 1);
+    assert_eq!(used.entries[0].name, "hostkey");
 }
 
 #[test]

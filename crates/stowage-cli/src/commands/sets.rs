@@ -70,6 +70,15 @@ pub enum SetsCommand {
         /// Print the values (text as is; other bytes as `base64:…`).
         #[arg(long)]
         reveal: bool,
+        /// Check the set against this bundle.json and resolve only what --action uses:
+        /// missing required entries and names the bundle does not know are reported
+        /// with any resolution failure (exit 7). Values are not yet checked against the
+        /// parameter definitions.
+        #[arg(long, value_name = "FILE", requires = "action")]
+        bundle: Option<PathBuf>,
+        /// The action (`install`, `upgrade`, `uninstall`, or a custom one), with --bundle.
+        #[arg(long, requires = "bundle")]
+        action: Option<String>,
     },
     /// Edit a set in $VISUAL or $EDITOR (as YAML). The edit is checked before it is
     /// stored, and stored only if nobody changed the set meanwhile (else exit 4).
@@ -130,11 +139,22 @@ pub async fn run(kind: SetKind, cmd: SetsCommand, stowage: &Stowage, out: Output
             name,
             scope,
             reveal,
+            bundle,
+            action,
         } => {
+            let bundle = match bundle
+                .map(|path| stowage_cnab::Bundle::read(&path))
+                .transpose()
+            {
+                Ok(bundle) => bundle,
+                Err(e) => return fail(e.into(), out),
+            };
             let sets = store(kind, &scope.backend, stowage)?;
             match sets.get(&scope.namespace, &name).await {
                 Ok(stored) => {
-                    return super::sets_resolve::run(&stored.set, stowage, reveal, out).await;
+                    let against = bundle.as_ref().zip(action.as_deref());
+                    return super::sets_resolve::run(&stored.set, against, stowage, reveal, out)
+                        .await;
                 }
                 Err(e) => Err(e),
             }

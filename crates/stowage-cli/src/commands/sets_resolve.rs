@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use base64::Engine as _;
-use stowage_cnab::{Resolution, ResolvedEntry, Source, ValueSet};
+use stowage_cnab::{Bundle, Resolution, ResolvedEntry, Source, ValueSet};
 use stowage_host::Stowage;
 use stowage_host::protocol::ErrorCode;
 
@@ -12,18 +12,39 @@ use super::CmdResult;
 use crate::exit;
 use crate::output::{self, Output};
 
-pub async fn run(set: &ValueSet, stowage: &Stowage, reveal: bool, out: Output) -> CmdResult {
-    let resolution = stowage_cnab::resolve(set, stowage).await;
+/// Resolves `set`; with a bundle and an action, only the entries the action uses, after
+/// checking the set against the bundle. Every problem goes in one report.
+pub async fn run(
+    set: &ValueSet,
+    against: Option<(&Bundle, &str)>,
+    stowage: &Stowage,
+    reveal: bool,
+    out: Output,
+) -> CmdResult {
+    let (problems, used) = match against {
+        Some((bundle, action)) => (bundle.check_set(set, action), bundle.used_by(set, action)),
+        None => (Vec::new(), set.clone()),
+    };
+    let resolution = stowage_cnab::resolve(&used, stowage).await;
     match out {
         Output::Json => output::json(&as_json(set, &resolution, reveal)),
         Output::Text => print_table(&resolution, reveal),
     }
-    let Some(report) = resolution.failure_report(set) else {
+    let failures = resolution.failure_report(set);
+    if problems.is_empty() && failures.is_none() {
         return Ok(ExitCode::SUCCESS);
-    };
-    // Every failure missing (unset variables, absent files and keys) is "not found";
-    // anything else is a plain failure.
-    let code = if resolution
+    }
+    let report = problems
+        .iter()
+        .cloned()
+        .chain(failures)
+        .collect::<Vec<_>>()
+        .join("\n");
+    // A set that does not fit the bundle is refused (7); otherwise every failure missing
+    // (unset variables, absent files and keys) is "not found", anything else a failure.
+    let code = if !problems.is_empty() {
+        exit::REFUSED
+    } else if resolution
         .failures()
         .all(|(_, f)| f.code == ErrorCode::NotFound)
     {
@@ -36,7 +57,11 @@ pub async fn run(set: &ValueSet, stowage: &Stowage, reveal: bool, out: Output) -
         Output::Json => eprintln!(
             "{}",
             serde_json::json!({ "error": {
-                "code": if code == exit::NOT_FOUND { "not_found" } else { "resolve_failed" },
+                "code": match code {
+                    exit::NOT_FOUND => "not_found",
+                    exit::REFUSED => "invalid_argument",
+                    _ => "resolve_failed",
+                },
                 "message": report,
                 "exit_code": code,
             }})
