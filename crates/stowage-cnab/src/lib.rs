@@ -22,6 +22,7 @@ mod parse;
 pub mod resolve;
 mod set;
 pub mod store;
+pub mod validate;
 
 pub use bundle::Bundle;
 pub use error::{Error, Result, namespace_words};
@@ -38,3 +39,5 @@ mod parse_tests;
 mod resolve_tests;
 #[cfg(test)]
 mod store_tests;
+#[cfg(test)]
+mod validate_tests;
