@@ -572,3 +572,98 @@ fn resolve_against_a_bundle_reports_missing_and_unknown_entries_together() {
     let usage = run(h, &["credentials", "resolve", "prod", "--bundle", b]);
     assert_eq!(usage.status.code(), Some(2), "--bundle needs --action");
 }
+
+#[test]
+fn parameters_against_a_bundle_are_typed_validated_and_defaulted() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let bundle = h.join("bundle.json");
+    std::fs::write(
+        &bundle,
+        r#"{"schemaVersion": "v1.0.0", "name": "hello", "version": "0.1.0",
+            "parameters": {
+              "port": {"definition": "port", "destination": {"env": "PORT"}},
+              "replicas": {"definition": "replicas", "destination": {"env": "REPLICAS"}},
+              "password": {"definition": "password", "destination": {"path": "/cnab/app/pw"}, "required": true}
+            },
+            "definitions": {
+              "port": {"type": "integer", "minimum": 10, "default": 8080},
+              "replicas": {"type": "integer", "minimum": 1, "maximum": 5},
+              "password": {"type": "string", "minLength": 12, "writeOnly": true}
+            }}"#,
+    )
+    .unwrap();
+    let file = h.join("params.yaml");
+    std::fs::write(
+        &file,
+        "name: prod\nparameters:\n\
+         - {name: replicas, source: {value: 9}}\n\
+         - {name: password, source: {value: hunter2}}\n",
+    )
+    .unwrap();
+    assert!(
+        run(h, &["parameters", "apply", file.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let b = bundle.to_str().unwrap();
+
+    let out = run(
+        h,
+        &[
+            "parameters",
+            "resolve",
+            "prod",
+            "--bundle",
+            b,
+            "--action",
+            "install",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("parameter `replicas`: 9 is greater than the maximum of 5 (rule `maximum`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("parameter `password`: the value breaks rule `minLength`"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2") && !stdout(&out).contains("hunter2"));
+    assert!(
+        stdout(&out).contains("port      bundle default  default   8080"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Fixed values pass; the default shows in JSON.
+    std::fs::write(
+        &file,
+        "name: prod\nparameters:\n\
+         - {name: replicas, source: {value: 3}}\n\
+         - {name: password, source: {value: correct-horse-battery}}\n",
+    )
+    .unwrap();
+    assert!(
+        run(h, &["parameters", "apply", file.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let ok = run(
+        h,
+        &[
+            "parameters",
+            "resolve",
+            "prod",
+            "--bundle",
+            b,
+            "--action",
+            "install",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(json(&ok)["defaults"], serde_json::json!({"port": 8080}));
+}

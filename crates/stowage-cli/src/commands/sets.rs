@@ -71,9 +71,9 @@ pub enum SetsCommand {
         #[arg(long)]
         reveal: bool,
         /// Check the set against this bundle.json and resolve only what --action uses:
-        /// missing required entries and names the bundle does not know are reported
-        /// with any resolution failure (exit 7). Values are not yet checked against the
-        /// parameter definitions.
+        /// missing required entries, names the bundle does not know and (parameters)
+        /// values that break their JSON Schema definition are reported with any
+        /// resolution failure (exit 7); parameter defaults are listed.
         #[arg(long, value_name = "FILE", requires = "action")]
         bundle: Option<PathBuf>,
         /// The action (`install`, `upgrade`, `uninstall`, or a custom one), with --bundle.

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use base64::Engine as _;
-use stowage_cnab::{Bundle, Resolution, ResolvedEntry, Source, ValueSet};
+use stowage_cnab::validate::check_parameters;
+use stowage_cnab::{Bundle, Resolution, ResolvedEntry, SetKind, Source, ValueSet};
 use stowage_host::Stowage;
 use stowage_host::protocol::ErrorCode;
 
@@ -21,14 +22,33 @@ pub async fn run(
     reveal: bool,
     out: Output,
 ) -> CmdResult {
-    let (problems, used) = match against {
+    let (mut problems, used) = match against {
         Some((bundle, action)) => (bundle.check_set(set, action), bundle.used_by(set, action)),
         None => (Vec::new(), set.clone()),
     };
     let resolution = stowage_cnab::resolve(&used, stowage).await;
+    // Parameters: values checked against their definitions, defaults for the rest.
+    let mut defaults = Vec::new();
+    if let Some((bundle, action)) = against
+        && set.kind == SetKind::Parameters
+    {
+        let check = check_parameters(bundle, action, &resolution);
+        problems.extend(check.problems);
+        defaults = check.defaults;
+    }
     match out {
-        Output::Json => output::json(&as_json(set, &resolution, reveal)),
-        Output::Text => print_table(&resolution, reveal),
+        Output::Json => {
+            let mut json = as_json(set, &resolution, reveal);
+            if against.is_some() && set.kind == SetKind::Parameters {
+                json["defaults"] = defaults
+                    .iter()
+                    .cloned()
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
+            }
+            output::json(&json);
+        }
+        Output::Text => print_table(&resolution, &defaults, reveal),
     }
     let failures = resolution.failure_report(set);
     if problems.is_empty() && failures.is_none() {
@@ -81,8 +101,8 @@ fn shown(value: &[u8]) -> String {
     }
 }
 
-fn print_table(resolution: &Resolution, reveal: bool) {
-    let rows: Vec<Vec<String>> = resolution
+fn print_table(resolution: &Resolution, defaults: &[(String, serde_json::Value)], reveal: bool) {
+    let mut rows: Vec<Vec<String>> = resolution
         .entries
         .iter()
         .map(|e| {
@@ -94,6 +114,15 @@ fn print_table(resolution: &Resolution, reveal: bool) {
             vec![e.name.clone(), e.source_words(), status.to_owned(), detail]
         })
         .collect();
+    // Defaults come from the bundle, not from a secret: always shown.
+    rows.extend(defaults.iter().map(|(name, value)| {
+        vec![
+            name.clone(),
+            "bundle default".to_owned(),
+            "default".to_owned(),
+            value.to_string(),
+        ]
+    }));
     output::table(&["NAME", "SOURCE", "STATUS", "VALUE"], &rows);
 }
 
