@@ -16,6 +16,7 @@
 //! ```
 
 pub mod bundle;
+pub mod delivery;
 mod error;
 mod locate;
 mod parse;
@@ -33,6 +34,8 @@ pub use store::{Applied, ApplyOutcome, SetStore, StoredSet};
 
 #[cfg(test)]
 mod bundle_tests;
+#[cfg(test)]
+mod delivery_tests;
 #[cfg(test)]
 mod parse_tests;
 #[cfg(test)]
