@@ -58,6 +58,10 @@ enum Command {
     /// CNAB parameter sets: apply, list, show and delete them (kept in storage).
     #[command(subcommand)]
     Parameters(commands::sets::SetsCommand),
+    /// Resolve credential and parameter sets, then run a command with the values as
+    /// environment variables and files (see `stowage exec --help`). Nothing runs if
+    /// anything fails; the exit code is the command's.
+    Exec(commands::exec::ExecArgs),
     /// Leases with fencing tokens: run a command while holding one (`lock run`).
     #[command(subcommand)]
     Lock(commands::lock::LockCommand),
@@ -166,14 +170,14 @@ impl Command {
             Command::Secrets(c) => c.writes(),
             Command::Lock(c) => c.writes(),
             Command::Credentials(c) | Command::Parameters(c) => c.writes(),
-            Command::Config(_) | Command::Plugins(_) => false,
+            Command::Config(_) | Command::Plugins(_) | Command::Exec(_) => false,
         }
     }
 
     /// Whether the command handles SIGINT/SIGTERM/SIGHUP itself (`lock run` forwards them
     /// to its child, then releases its lease) instead of being dropped when one arrives.
     fn owns_signals(&self) -> bool {
-        matches!(self, Command::Lock(c) if c.owns_signals())
+        matches!(self, Command::Lock(c) if c.owns_signals()) || matches!(self, Command::Exec(_))
     }
 }
 
@@ -196,6 +200,7 @@ async fn run(
         Command::Storage(cmd) => commands::storage::run(cmd, &stowage, out).await,
         Command::Secrets(cmd) => commands::secrets::run(cmd, &stowage, out).await,
         Command::Lock(cmd) => commands::lock::run(cmd, &stowage, out, interrupt).await,
+        Command::Exec(args) => commands::exec::run(args, &stowage, interrupt).await,
         Command::Credentials(cmd) => {
             commands::sets::run(SetKind::Credentials, cmd, &stowage, out).await
         }

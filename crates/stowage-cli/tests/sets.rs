@@ -425,7 +425,7 @@ fn edit_checks_before_storing_and_refuses_a_concurrent_change() {
     let good = editor(
         h,
         "good.sh",
-        "test \"$(stat -c %a \"$1\")\" = 600\nsed -i 's#/home/me/.kube/config#/etc/kubeconfig#' \"$1\"",
+        "test \"$(stat -c %a \"$1\")\" = 600\ntest \"$(stat -c %a \"$(dirname \"$1\")\")\" = 700\nsed -i 's#/home/me/.kube/config#/etc/kubeconfig#' \"$1\"",
     );
     let edited = edit(h, &good);
     assert!(edited.status.success(), "{}", stderr(&edited));
@@ -666,4 +666,127 @@ fn parameters_against_a_bundle_are_typed_validated_and_defaulted() {
     );
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert_eq!(json(&ok)["defaults"], serde_json::json!({"port": 8080}));
+}
+
+#[test]
+fn exec_delivers_values_as_the_bundle_says_and_cleans_up() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let bundle = h.join("bundle.json");
+    std::fs::write(
+        &bundle,
+        r#"{"schemaVersion": "v1.0.0", "name": "hello", "version": "0.1.0",
+            "credentials": {"kubeconfig": {"path": "/root/.kube/config", "env": "KUBE"}},
+            "parameters": {
+              "port": {"definition": "port", "destination": {"env": "PORT"}},
+              "password": {"definition": "pw", "destination": {"path": "/cnab/app/pw"}}
+            },
+            "definitions": {"port": {"type": "integer", "default": 8080},
+                            "pw": {"type": "string", "writeOnly": true}}}"#,
+    )
+    .unwrap();
+    let creds = h.join("creds.yaml");
+    std::fs::write(
+        &creds,
+        "name: c\ncredentials:\n- {name: kubeconfig, source: {value: kube-bytes}}\n",
+    )
+    .unwrap();
+    let params = h.join("params.yaml");
+    std::fs::write(
+        &params,
+        "name: p\nparameters:\n- {name: password, source: {command: printf s3cr3t}}\n",
+    )
+    .unwrap();
+    assert!(
+        run(h, &["credentials", "apply", creds.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert!(
+        run(h, &["parameters", "apply", params.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let digest = h.join("digest");
+    let script = format!(
+        "{{ echo \"KUBE=$KUBE PORT=$PORT\"; cat \"$STOWAGE_FILES_DIR/root/.kube/config\"; echo; \
+         cat \"$STOWAGE_FILES_DIR/cnab/app/pw\"; echo; stat -c %a \"$STOWAGE_FILES_DIR\" \"$STOWAGE_FILES_DIR/cnab/app/pw\"; \
+         echo \"$STOWAGE_FILES_DIR\"; }} > {}; exit 3",
+        digest.display()
+    );
+    let b = bundle.to_str().unwrap();
+    let out = run(
+        h,
+        &[
+            "exec", "--bundle", b, "--action", "install", "-c", "c", "-p", "p", "--", "sh", "-c",
+            &script,
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the command's exit code: {}",
+        stderr(&out)
+    );
+    let seen = std::fs::read_to_string(&digest).unwrap();
+    let lines: Vec<&str> = seen.lines().collect();
+    assert_eq!(
+        lines[..6],
+        [
+            "KUBE=kube-bytes PORT=8080",
+            "kube-bytes",
+            "s3cr3t",
+            "700",
+            "600",
+            lines[5]
+        ]
+    );
+    assert!(
+        !Path::new(lines[5]).exists(),
+        "the private directory is removed"
+    );
+
+    // Without a bundle: variables named after the entries.
+    let plain = run(
+        h,
+        &[
+            "exec",
+            "-c",
+            "c",
+            "--",
+            "sh",
+            "-c",
+            "test \"$KUBECONFIG\" = kube-bytes",
+        ],
+    );
+    assert!(plain.status.success(), "{}", stderr(&plain));
+
+    // Anything unresolved: nothing runs.
+    std::fs::write(
+        &params,
+        "name: p\nparameters:\n- {name: password, source: {env: STOWAGE_SETS_TEST_UNSET}}\n",
+    )
+    .unwrap();
+    assert!(
+        run(h, &["parameters", "apply", params.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let marker = h.join("ran");
+    let touch = format!("touch {}", marker.display());
+    let refused = run(
+        h,
+        &[
+            "exec", "--bundle", b, "--action", "install", "-c", "c", "-p", "p", "--", "sh", "-c",
+            &touch,
+        ],
+    );
+    assert_ne!(refused.status.code(), Some(0));
+    assert!(
+        stderr(&refused).contains("parameter `password` (env STOWAGE_SETS_TEST_UNSET)"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(stderr(&refused).contains("nothing was run"));
+    assert!(!marker.exists());
 }

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod conformance;
+pub mod exec;
 pub mod lock;
 mod lock_run;
 pub mod plugins;

@@ -27,6 +27,8 @@ pub async fn run(
     // A private directory (0700) and file (0600): `value` sources are in the text.
     let dir = tempfile::Builder::new()
         .prefix("stowage-edit-")
+        // Explicitly: tempfile's directories follow the umask (often 0755).
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .map_err(io("cannot create a directory for the edit"))?;
     let path = dir.path().join(format!("{}.yaml", kind.collection()));
