@@ -790,3 +790,64 @@ fn exec_delivers_values_as_the_bundle_says_and_cleans_up() {
     assert!(stderr(&refused).contains("nothing was run"));
     assert!(!marker.exists());
 }
+
+#[test]
+fn exec_forwards_sigterm_and_removes_the_files() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let bundle = h.join("bundle.json");
+    std::fs::write(
+        &bundle,
+        r#"{"name": "b", "credentials": {"k": {"path": "/k"}}}"#,
+    )
+    .unwrap();
+    let creds = h.join("creds.yaml");
+    std::fs::write(
+        &creds,
+        "name: c\ncredentials:\n- {name: k, source: {value: v}}\n",
+    )
+    .unwrap();
+    assert!(
+        run(h, &["credentials", "apply", creds.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let ready = h.join("ready");
+    let script = format!(
+        "trap 'exit 7' TERM; echo \"$STOWAGE_FILES_DIR\" > {}; while :; do sleep 0.05; done",
+        ready.display()
+    );
+    let child = command(
+        h,
+        &[
+            "exec",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--action",
+            "install",
+            "-c",
+            "c",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready.exists() || std::fs::read_to_string(&ready).unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let dir = std::fs::read_to_string(&ready).unwrap().trim().to_owned();
+    assert!(Path::new(&dir).join("k").exists());
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(!Path::new(&dir).exists(), "files removed after a signal");
+}
