@@ -136,3 +136,74 @@ fn one_plugin_process_per_backend_whatever_the_number_of_secrets() {
         "beta: one batch, one process"
     );
 }
+
+/// `stowage exec` with secrets from a plugin: the values reach the command, one plugin
+/// process for the backend.
+#[test]
+fn exec_delivers_plugin_secrets_to_the_command() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::write(
+        h.join("config.toml"),
+        format!(
+            "[secrets.kit]\npath = \"{TESTKIT}\"\ntimeout = \"20s\"\n\
+             [secrets.kit.config]\nroot = \"{root}\"\npid-file = \"{pids}\"\n",
+            root = h.join("kit").display(),
+            pids = h.join("kit.pids").display(),
+        ),
+    )
+    .unwrap();
+    for key in ["db/password", "api/token"] {
+        let set = stowage(
+            h,
+            &["secrets", "set", "-b", "kit", key],
+            format!("v-{key}").as_bytes(),
+        );
+        assert!(
+            set.status.success(),
+            "{}",
+            String::from_utf8_lossy(&set.stderr)
+        );
+    }
+    let _ = std::fs::remove_file(h.join("kit.pids"));
+    let file = h.join("creds.yaml");
+    std::fs::write(
+        &file,
+        "name: prod\ncredentials:\n\
+         - {name: db-password, source: {secret: 'kit:db/password'}}\n\
+         - {name: api-token, source: {secret: 'kit:api/token'}}\n",
+    )
+    .unwrap();
+    assert!(
+        stowage(h, &["credentials", "apply", file.to_str().unwrap()], b"")
+            .status
+            .success()
+    );
+    let out = stowage(
+        h,
+        &[
+            "exec",
+            "-c",
+            "prod",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s %s' \"$DB_PASSWORD\" \"$API_TOKEN\"",
+        ],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "v-db/password v-api/token"
+    );
+    assert_eq!(
+        pid_lines(&h.join("kit.pids")),
+        1,
+        "one batch, one plugin process"
+    );
+}
