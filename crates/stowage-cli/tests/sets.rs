@@ -760,6 +760,16 @@ fn exec_delivers_values_as_the_bundle_says_and_cleans_up() {
         ],
     );
     assert!(plain.status.success(), "{}", stderr(&plain));
+    // Or as an env map says.
+    let map = h.join("env-map.yaml");
+    std::fs::write(&map, "kubeconfig: MY_KUBE\n").unwrap();
+    let map = map.to_str().unwrap();
+    let check = "test \"$MY_KUBE\" = kube-bytes";
+    let mapped = run(
+        h,
+        &["exec", "-c", "c", "--env-map", map, "--", "sh", "-c", check],
+    );
+    assert!(mapped.status.success(), "{}", stderr(&mapped));
 
     // Anything unresolved: nothing runs.
     std::fs::write(

@@ -7,7 +7,8 @@
 //!   env nor path is not delivered.
 //! - Without a bundle: every entry becomes an environment variable named after it,
 //!   upper-cased, with every character other than `A-Z`, `0-9` and `_` replaced by `_`
-//!   (`db-password` → `DB_PASSWORD`), and `_` in front of a leading digit.
+//!   (`db-password` → `DB_PASSWORD`), and `_` in front of a leading digit; or the name
+//!   an env map gives it (`stowage exec --env-map`).
 //! - Files are planned relative to a private directory: the bundle's path without its
 //!   leading `/` (`/cnab/app/pw` → `DIR/cnab/app/pw`); a path with `..` is refused.
 //!
@@ -52,10 +53,12 @@ pub fn env_name(entry: &str) -> String {
 }
 
 /// Plans the delivery of resolved sets (which must all have resolved). `sets` pairs
-/// each resolution with its kind; `against` is the bundle and action, if any.
+/// each resolution with its kind; `against` is the bundle and action, if any; `env_map`
+/// renames entries' variables when there is no bundle.
 pub fn plan(
     sets: &[(SetKind, &Resolution)],
     against: Option<(&Bundle, &str)>,
+    env_map: &BTreeMap<String, String>,
 ) -> Result<Delivery, Vec<String>> {
     let mut delivery = Delivery::default();
     let mut problems = Vec::new();
@@ -110,13 +113,13 @@ pub fn plan(
             let who = format!("{} `{}`", kind.entry_word(), entry.name);
             given.push(format!("{}/{}", kind.collection(), entry.name));
             match (against, kind) {
-                (None, _) => deliver(
-                    who,
-                    Some(&env_name(&entry.name)),
-                    None,
-                    value,
-                    &mut problems,
-                ),
+                (None, _) => {
+                    let var = env_map
+                        .get(&entry.name)
+                        .cloned()
+                        .unwrap_or_else(|| env_name(&entry.name));
+                    deliver(who, Some(&var), None, value, &mut problems)
+                }
                 (Some((bundle, _)), SetKind::Credentials) => {
                     if let Some(c) = bundle.credentials.get(&entry.name) {
                         deliver(

@@ -40,6 +40,7 @@ fn without_a_bundle_entries_become_variables_named_after_them() {
             (SetKind::Parameters, &params),
         ],
         None,
+        &Default::default(),
     )
     .unwrap();
     assert_eq!(text(&d.env["DB_PASSWORD"]), "pw");
@@ -57,6 +58,7 @@ fn two_entries_for_one_variable_are_refused() {
             (SetKind::Parameters, &params),
         ],
         None,
+        &Default::default(),
     )
     .unwrap_err();
     assert_eq!(
@@ -86,6 +88,7 @@ fn with_a_bundle_values_go_where_it_says_with_defaults() {
             (SetKind::Parameters, &params),
         ],
         Some((&bundle, "install")),
+        &Default::default(),
     )
     .unwrap();
     assert_eq!(text(&d.env["KUBE"]), "k");
@@ -108,7 +111,18 @@ fn a_path_leaving_the_directory_is_refused() {
     let err = plan(
         &[(SetKind::Credentials, &creds)],
         Some((&bundle, "install")),
+        &Default::default(),
     )
     .unwrap_err();
     assert!(err[0].contains("leaves the directory"), "{err:?}");
+}
+
+#[test]
+fn an_env_map_renames_variables() {
+    let creds = resolved(&[("db-password", "pw"), ("other", "o")]);
+    let map = [("db-password".to_owned(), "PGPASSWORD".to_owned())].into();
+    let d = plan(&[(SetKind::Credentials, &creds)], None, &map).unwrap();
+    assert_eq!(text(&d.env["PGPASSWORD"]), "pw");
+    assert_eq!(text(&d.env["OTHER"]), "o");
+    assert!(!d.env.contains_key("DB_PASSWORD"));
 }

@@ -7,6 +7,7 @@
 //! `$STOWAGE_FILES_DIR/cnab/app/pw`. The directory is removed when the command ends,
 //! however it ends, and when stowage is interrupted (after the command has exited).
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
@@ -43,6 +44,10 @@ pub struct ExecArgs {
     /// Parameter sets to use (repeat for several).
     #[arg(long = "parameters", short = 'p', value_name = "NAME")]
     parameters: Vec<String>,
+    /// Without --bundle: a YAML or JSON map of entry names to the environment variables
+    /// they go to (`db-password: PGPASSWORD`), instead of the default naming.
+    #[arg(long, value_name = "FILE", conflicts_with = "bundle")]
+    env_map: Option<PathBuf>,
     /// The namespace of the sets (default: the global namespace, empty).
     #[arg(long, short = 'n', default_value = "")]
     namespace: String,
@@ -66,6 +71,10 @@ pub async fn run(args: ExecArgs, stowage: &Stowage, interrupt: Option<Interrupt>
         Err(e) => return fail(exit::REFUSED, e.to_string()),
     };
     let against = bundle.as_ref().zip(args.action.as_deref());
+    let env_map = match args.env_map.as_deref().map(read_env_map).transpose() {
+        Ok(map) => map.unwrap_or_default(),
+        Err(e) => return fail(exit::REFUSED, e),
+    };
     let store = |kind| -> Result<SetStore, stowage_host::Error> {
         Ok(SetStore::new(
             stowage.storage(args.backend.as_deref())?,
@@ -124,12 +133,32 @@ pub async fn run(args: ExecArgs, stowage: &Stowage, interrupt: Option<Interrupt>
         );
     }
     let sets: Vec<(SetKind, &Resolution)> = resolutions.iter().map(|(k, r)| (*k, r)).collect();
-    let delivery = match plan(&sets, against) {
+    let delivery = match plan(&sets, against, &env_map) {
         Ok(d) => d,
         Err(p) => return fail(exit::REFUSED, p.join("\n")),
     };
     drop(resolutions);
     run_with(&args.command, delivery, interrupt).await
+}
+
+/// `--env-map`: a mapping of entry names to variable names (YAML, so JSON too).
+fn read_env_map(path: &Path) -> Result<BTreeMap<String, String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let map: BTreeMap<String, String> = serde_yaml_ng::from_str(&text).map_err(|e| {
+        format!(
+            "{}: expected a mapping of entry names to environment variable names: {e}",
+            path.display()
+        )
+    })?;
+    for var in map.values() {
+        if var.is_empty() || var.contains(['=', '\0']) {
+            return Err(format!(
+                "{}: `{var}` cannot be an environment variable name",
+                path.display()
+            ));
+        }
+    }
+    Ok(map)
 }
 
 fn empty_set(kind: SetKind) -> ValueSet {
