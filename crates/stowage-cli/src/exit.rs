@@ -18,7 +18,8 @@ pub const CONFLICT: u8 = 4;
 pub const CONFIG: u8 = 5;
 /// A plugin is missing, crashed, broke the protocol or missed its deadline.
 pub const PLUGIN: u8 = 6;
-/// The backend refused: invalid argument, unsupported, unauthenticated, permission denied.
+/// Refused: an invalid set file, or the backend refused (invalid argument, unsupported,
+/// unauthenticated, permission denied).
 pub const REFUSED: u8 = 7;
 /// The backend is unavailable for now; retrying may work.
 pub const UNAVAILABLE: u8 = 8;
@@ -37,7 +38,8 @@ Exit codes:
   4  conflict (already exists, or the version did not match)
   5  config error
   6  plugin error (missing binary, crash, protocol error, deadline exceeded)
-  7  refused by the backend (invalid argument, unsupported, denied)
+  7  refused: an invalid set file, or by the backend (invalid argument,
+     unsupported, denied)
   8  backend unavailable (retry later)
   9  lease held by someone else (stowage lock: not acquired within --wait)
   10 lease lost (stowage lock: taken over or not renewed in time; lock run stopped

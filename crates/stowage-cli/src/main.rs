@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
+use stowage_cnab::SetKind;
 use stowage_host::{ConfigSource, Stowage};
 
 use crate::output::Output;
@@ -26,8 +27,8 @@ struct Cli {
     home: Option<PathBuf>,
 
     /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
-    output: Output,
+    #[arg(long, global = true, value_enum, default_value_t = output::Format::Text)]
+    output: output::Format,
 
     /// More logs on stderr (-v info, -vv debug, -vvv trace). STOWAGE_LOG sets a filter.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -51,6 +52,16 @@ enum Command {
     /// Set, read, list and delete secrets.
     #[command(subcommand)]
     Secrets(commands::secrets::SecretsCommand),
+    /// CNAB credential sets: apply, list, show and delete them (kept in storage).
+    #[command(subcommand)]
+    Credentials(commands::sets::SetsCommand),
+    /// CNAB parameter sets: apply, list, show and delete them (kept in storage).
+    #[command(subcommand)]
+    Parameters(commands::sets::SetsCommand),
+    /// Resolve credential and parameter sets, then run a command with the values as
+    /// environment variables and files (see `stowage exec --help`). Nothing runs if
+    /// anything fails; the exit code is the command's.
+    Exec(commands::exec::ExecArgs),
     /// Leases with fencing tokens: run a command while holding one (`lock run`).
     #[command(subcommand)]
     Lock(commands::lock::LockCommand),
@@ -98,7 +109,8 @@ fn main() -> ExitCode {
         explicit: cli.config.clone(),
         home: cli.home.clone(),
     };
-    let output = cli.output;
+    output::use_yaml(cli.output == output::Format::Yaml);
+    let output = Output::from(cli.output);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -157,14 +169,15 @@ impl Command {
             Command::Storage(c) => c.writes(),
             Command::Secrets(c) => c.writes(),
             Command::Lock(c) => c.writes(),
-            Command::Config(_) | Command::Plugins(_) => false,
+            Command::Credentials(c) | Command::Parameters(c) => c.writes(),
+            Command::Config(_) | Command::Plugins(_) | Command::Exec(_) => false,
         }
     }
 
     /// Whether the command handles SIGINT/SIGTERM/SIGHUP itself (`lock run` forwards them
     /// to its child, then releases its lease) instead of being dropped when one arrives.
     fn owns_signals(&self) -> bool {
-        matches!(self, Command::Lock(c) if c.owns_signals())
+        matches!(self, Command::Lock(c) if c.owns_signals()) || matches!(self, Command::Exec(_))
     }
 }
 
@@ -175,17 +188,25 @@ async fn run(
 ) -> commands::CmdResult {
     // `config init` must work when the config is broken or absent.
     if let Command::Config(cmd) = &cli.command
-        && let Some(r) = commands::config::run_without_runtime(cmd, source, cli.output)
+        && let Some(r) = commands::config::run_without_runtime(cmd, source, cli.output.into())
     {
         return r;
     }
     let stowage = Stowage::open(source)?;
+    let out = Output::from(cli.output);
     let result = match cli.command {
-        Command::Config(cmd) => commands::config::run(cmd, &stowage, cli.output).await,
-        Command::Plugins(cmd) => commands::plugins::run(cmd, &stowage, cli.output).await,
-        Command::Storage(cmd) => commands::storage::run(cmd, &stowage, cli.output).await,
-        Command::Secrets(cmd) => commands::secrets::run(cmd, &stowage, cli.output).await,
-        Command::Lock(cmd) => commands::lock::run(cmd, &stowage, cli.output, interrupt).await,
+        Command::Config(cmd) => commands::config::run(cmd, &stowage, out).await,
+        Command::Plugins(cmd) => commands::plugins::run(cmd, &stowage, out).await,
+        Command::Storage(cmd) => commands::storage::run(cmd, &stowage, out).await,
+        Command::Secrets(cmd) => commands::secrets::run(cmd, &stowage, out).await,
+        Command::Lock(cmd) => commands::lock::run(cmd, &stowage, out, interrupt).await,
+        Command::Exec(args) => commands::exec::run(args, &stowage, interrupt).await,
+        Command::Credentials(cmd) => {
+            commands::sets::run(SetKind::Credentials, cmd, &stowage, out).await
+        }
+        Command::Parameters(cmd) => {
+            commands::sets::run(SetKind::Parameters, cmd, &stowage, out).await
+        }
     };
     stowage.shutdown().await;
     result

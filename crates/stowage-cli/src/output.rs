@@ -1,6 +1,7 @@
-//! Text or JSON output.
+//! Text, JSON or YAML output.
 
 use std::io::{IsTerminal as _, Write as _};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How results are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -9,6 +10,35 @@ pub enum Output {
     Text,
     /// One JSON document on stdout, for programs.
     Json,
+}
+
+/// The `--output` flag. YAML is the JSON document printed as YAML: commands see
+/// [`Output::Json`] and [`json`] prints YAML instead, so every command that has JSON
+/// output has YAML output too, with the same fields. Errors on stderr stay JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// One JSON document on stdout, for programs.
+    Json,
+    /// The JSON document as YAML.
+    Yaml,
+}
+
+impl From<Format> for Output {
+    fn from(format: Format) -> Output {
+        match format {
+            Format::Text => Output::Text,
+            Format::Json | Format::Yaml => Output::Json,
+        }
+    }
+}
+
+static YAML: AtomicBool = AtomicBool::new(false);
+
+/// Makes [`json`] print YAML (for `--output yaml`).
+pub fn use_yaml(on: bool) {
+    YAML.store(on, Ordering::Relaxed);
 }
 
 /// Like `println!`, for stdout: a reader that went away (`stowage … | head`) ends the
@@ -51,8 +81,12 @@ pub fn stdout_failed(e: std::io::Error) -> ! {
     std::process::exit(i32::from(crate::exit::FAILURE));
 }
 
-/// Prints a JSON value on stdout.
+/// Prints a JSON value on stdout (as YAML with `--output yaml`).
 pub fn json(value: &serde_json::Value) {
+    if YAML.load(Ordering::Relaxed) {
+        crate::out!("{}", serde_yaml_ng::to_string(value).unwrap_or_default());
+        return;
+    }
     crate::outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()

@@ -2,10 +2,14 @@
 
 pub mod config;
 pub mod conformance;
+pub mod exec;
 pub mod lock;
 mod lock_run;
 pub mod plugins;
 pub mod secrets;
+pub mod sets;
+mod sets_edit;
+mod sets_resolve;
 pub mod storage;
 
 use std::process::ExitCode;
