@@ -94,7 +94,8 @@ fn from_env(var: &str) -> Option<Emulator> {
 }
 
 /// The moto server (AWS). `STOWAGE_TEST_MOTO_ENDPOINT`, or one started for this process
-/// from `moto_server` on PATH (or `STOWAGE_TEST_MOTO_SERVER`).
+/// with the Python that has moto (`STOWAGE_TEST_MOTO_PYTHON`, the venv `cargo xtask test`
+/// makes, else `python3`), one request at a time.
 pub fn moto() -> Emulator {
     static MOTO: OnceLock<Emulator> = OnceLock::new();
     MOTO.get_or_init(|| {
@@ -102,13 +103,15 @@ pub fn moto() -> Emulator {
             return e;
         }
         let port = free_port();
-        let program = locate("STOWAGE_TEST_MOTO_SERVER", "venv/bin", "moto_server");
+        // Not `moto_server`: it is threaded and does not apply S3 conditions atomically
+        // (see tests/emulators/moto_serial.py, which serves one request at a time).
+        let python = locate("STOWAGE_TEST_MOTO_PYTHON", "venv/bin", "python3");
+        let launcher = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("emulators/moto_serial.py");
         spawn_for_process_lifetime(
-            program,
+            python,
             vec![
-                "-H".into(),
+                launcher.display().to_string(),
                 "127.0.0.1".into(),
-                "-p".into(),
                 port.to_string(),
             ],
             "moto server",

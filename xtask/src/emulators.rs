@@ -140,12 +140,17 @@ pub fn start(path: &std::ffi::OsStr) -> Result<Running, String> {
     };
 
     let moto_port = free_port()?;
+    // moto's own server is threaded and does not apply S3 conditions atomically; the
+    // launcher serves one request at a time (see tests/emulators/moto_serial.py). `python3`
+    // is found on `path`, which puts the moto venv first when there is one.
     let mut moto = spawn(
-        Path::new("moto_server"),
+        Path::new("python3"),
         &[
-            "-H".into(),
+            root()
+                .join("tests/emulators/moto_serial.py")
+                .display()
+                .to_string(),
             "127.0.0.1".into(),
-            "-p".into(),
             moto_port.to_string(),
         ],
         path,
