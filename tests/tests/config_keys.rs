@@ -52,3 +52,39 @@ fn config_show_trusts_the_plugins_declaration_and_falls_back_without_one() {
     assert!(text.contains("visible-because-declared"), "{text}");
     assert!(!text.contains("hidden-by-fallback"), "{text}");
 }
+
+/// `plugins test BACKEND` starts the plugin exactly as operations on that backend do,
+/// with the host's home and the backend's data directory in its environment.
+#[test]
+fn plugins_test_runs_a_backend_with_its_real_environment() {
+    let home = tempfile::tempdir().unwrap();
+    let env_file = home.path().join("env");
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!(
+            "[storage.tk]\npath = \"{TESTKIT}\"\n[storage.tk.config]\nenv-file = \"{}\"\n",
+            env_file.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(stowage_bin())
+        .args(["plugins", "test", "tk", "--only", "storage"])
+        .env("STOWAGE_HOME", home.path())
+        .env_remove("STOWAGE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text = std::fs::read_to_string(&env_file).unwrap();
+    let h = home.path().display();
+    assert!(text.contains(&format!("STOWAGE_HOME={h}\n")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "STOWAGE_PLUGIN_DATA_DIR={h}/plugin-data/storage/tk\n"
+        )),
+        "{text}"
+    );
+}

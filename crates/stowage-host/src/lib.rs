@@ -147,17 +147,11 @@ impl Stowage {
         }
     }
 
-    /// What runs a plugin backend, and its config as JSON.
-    fn plugin_launch(&self, spec: &BackendSpec) -> Result<(PluginCommand, String, PluginOptions)> {
+    /// What runs the plugin of backend `spec`, exactly as every operation on it runs it:
+    /// its binary, `args`, and environment (the host's home and the backend's data
+    /// directory, then the backend's `env`, which may override both).
+    pub fn plugin_command(&self, spec: &BackendSpec) -> Result<PluginCommand> {
         let program = discovery::program_for(&self.config, spec)?;
-        let config_json = serde_json::to_string(&spec.settings.0).map_err(|e| {
-            Error::config(format!(
-                "backend '{}': config is not representable: {e}",
-                spec.name
-            ))
-        })?;
-        // What the plugin learns of the host: its home, and a directory of its own
-        // (the backend's `env` may override both).
         let mut env = std::collections::BTreeMap::from([
             (
                 protocol::handshake::HOME_ENV.to_owned(),
@@ -175,13 +169,24 @@ impl Stowage {
             ),
         ]);
         env.extend(spec.env.clone());
+        Ok(PluginCommand {
+            backend: spec.name.clone(),
+            program,
+            args: spec.args.clone(),
+            env,
+        })
+    }
+
+    /// What runs a plugin backend, its config as JSON, and how.
+    fn plugin_launch(&self, spec: &BackendSpec) -> Result<(PluginCommand, String, PluginOptions)> {
+        let config_json = serde_json::to_string(&spec.settings.0).map_err(|e| {
+            Error::config(format!(
+                "backend '{}': config is not representable: {e}",
+                spec.name
+            ))
+        })?;
         Ok((
-            PluginCommand {
-                backend: spec.name.clone(),
-                program,
-                args: spec.args.clone(),
-                env,
-            },
+            self.plugin_command(spec)?,
             config_json,
             PluginOptions {
                 timeout: spec.timeout,

@@ -157,14 +157,8 @@ async fn declared_keys(stowage: &Stowage) -> stowage_host::redact::DeclaredKeys 
         if matches!(spec.kind, BackendKind::Builtin(_)) {
             continue;
         }
-        let Ok(program) = stowage_host::discovery::program_for(config, spec) else {
+        let Ok(command) = stowage.plugin_command(spec) else {
             continue;
-        };
-        let command = stowage_host::PluginCommand {
-            backend: spec.name.clone(),
-            program,
-            args: spec.args.clone(),
-            env: spec.env.clone(),
         };
         match stowage_host::plugin_sensitive_config_keys(&command, ASK_TIMEOUT).await {
             Ok(Some(keys)) => {

@@ -107,12 +107,7 @@ pub async fn run(
         // A configured backend: its own config, and its plugin if it has one.
         for spec in by_name {
             if !matches!(spec.kind, BackendKind::Builtin(_)) && program.is_none() {
-                program = Some(PluginCommand {
-                    backend: spec.name.clone(),
-                    program: discovery::program_for(config, spec)?,
-                    args: spec.args.clone(),
-                    env: spec.env.clone(),
-                });
+                program = Some(stowage.plugin_command(spec)?);
             }
             roles.push(RoleTarget {
                 role: spec.role,
