@@ -6,12 +6,16 @@
 //! the command's environment: the bundle's path `/cnab/app/pw` is
 //! `$STOWAGE_FILES_DIR/cnab/app/pw`. The directory is removed when the command ends,
 //! however it ends, and when stowage is interrupted (after the command has exited).
+//!
+//! The command runs as `lock run`'s does ([`super::supervise`]): in a process group of
+//! its own, given the terminal when stowage has it, with SIGINT, SIGTERM and SIGHUP
+//! forwarded to the whole group (a third signal sends SIGKILL), and SIGTERM from the
+//! kernel if stowage itself is killed. Its exit code is stowage's.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -22,6 +26,7 @@ use stowage_cnab::{Bundle, Resolution, SetKind, SetStore, ValueSet};
 use stowage_host::Stowage;
 
 use super::CmdResult;
+use super::supervise::{End, Supervised, exit_code, spawn_failure_code};
 use crate::exit;
 use crate::signals::Interrupt;
 
@@ -174,7 +179,7 @@ fn empty_set(kind: SetKind) -> ValueSet {
     }
 }
 
-/// Writes the files, runs the command, forwards signals, removes the files.
+/// Writes the files, runs the command under supervision, removes the files.
 async fn run_with(
     command: &[String],
     delivery: Delivery,
@@ -197,46 +202,31 @@ async fn run_with(
         cmd.env(name, OsStr::from_bytes(value.expose()));
     }
     drop(delivery);
-    let mut child = cmd
-        .spawn()
-        .map_err(io(&format!("cannot run `{}`", command[0])))?;
-    let pid = child.id().map(|p| p as libc::pid_t);
-    let status = match interrupt {
-        None => child.wait().await,
-        Some(mut interrupt) => loop {
-            tokio::select! {
-                status = child.wait() => break status,
-                signal = interrupt.next() => forward(pid, signal.number),
-            }
-        },
-    }
-    .map_err(io("cannot wait for the command"))?;
+    let mut child = match Supervised::spawn(cmd) {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("error: cannot run {:?}: {e}", command[0]);
+            return Ok(spawn_failure_code(&e));
+        }
+    };
+    let mut interrupt = interrupt;
+    let status = match child.wait(interrupt.as_mut(), None).await {
+        End::Exited(status) | End::EndedLate(status, _) => status,
+        // Only a failure to wait ends this way without a lease: the command's state is
+        // unknown, so it is stopped before its files go.
+        End::Lost(e) => {
+            eprintln!("stowage: {e}; stopping the command");
+            child.stop(STOP_GRACE).await
+        }
+    };
+    drop(child);
     // The files go before stowage exits, whatever the command did.
     drop(dir);
-    Ok(match (status.code(), status.signal()) {
-        (Some(code), _) => ExitCode::from(code as u8),
-        (None, Some(signal)) => ExitCode::from((128 + signal) as u8),
-        _ => ExitCode::from(exit::FAILURE),
-    })
+    Ok(exit_code(status))
 }
 
-/// Passes a signal on to the command; a Ctrl-C from the terminal already reached it (it
-/// is in stowage's foreground process group), so SIGINT is forwarded only otherwise.
-fn forward(pid: Option<libc::pid_t>, signal: i32) {
-    let Some(pid) = pid else { return };
-    // SAFETY: plain queries of file descriptor 0 and of our own group.
-    let from_terminal = unsafe {
-        libc::isatty(libc::STDIN_FILENO) == 1
-            && libc::tcgetpgrp(libc::STDIN_FILENO) == libc::getpgrp()
-    };
-    if signal == libc::SIGINT && from_terminal {
-        return;
-    }
-    // SAFETY: a signal to our own child; ESRCH (already gone) is fine.
-    unsafe {
-        libc::kill(pid, signal);
-    }
-}
+/// How long the command has between SIGTERM and SIGKILL when stowage must stop it.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Creates `dir/rel` with 0700 directories and a 0600 file.
 fn write_private(dir: &Path, rel: &Path, value: &[u8]) -> std::io::Result<()> {

@@ -11,6 +11,7 @@ pub mod sets;
 mod sets_edit;
 mod sets_resolve;
 pub mod storage;
+mod supervise;
 
 use std::process::ExitCode;
 
