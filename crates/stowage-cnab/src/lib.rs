@@ -22,6 +22,7 @@ mod locate;
 mod parse;
 pub mod resolve;
 mod set;
+pub mod state;
 pub mod store;
 pub mod validate;
 
