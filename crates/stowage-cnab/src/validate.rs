@@ -168,3 +168,14 @@ fn schema_problems(
         problems.push(message);
     }
 }
+
+/// The typed value of `text` for parameter `name`, converted as validation converts it;
+/// none when the bundle has no definition for it or the text does not convert. What a
+/// claim records for a parameter.
+pub fn typed_value(bundle: &Bundle, name: &str, text: &str) -> Option<Value> {
+    let definition = bundle
+        .parameters
+        .get(name)
+        .and_then(|p| bundle.definitions.get(&p.definition))?;
+    convert(text, definition).ok()
+}

@@ -39,38 +39,94 @@ pub struct ExecArgs {
     /// against it). Without it, each entry becomes a variable named after it
     /// (upper-cased, other characters replaced by `_`).
     #[arg(long, value_name = "FILE", requires = "action")]
-    bundle: Option<PathBuf>,
+    pub(super) bundle: Option<PathBuf>,
     /// The action (`install`, `upgrade`, `uninstall`, or a custom one), with --bundle.
     #[arg(long, requires = "bundle")]
-    action: Option<String>,
+    pub(super) action: Option<String>,
     /// Credential sets to use (repeat for several).
     #[arg(long = "credentials", short = 'c', value_name = "NAME")]
-    credentials: Vec<String>,
+    pub(super) credentials: Vec<String>,
     /// Parameter sets to use (repeat for several).
     #[arg(long = "parameters", short = 'p', value_name = "NAME")]
-    parameters: Vec<String>,
+    pub(super) parameters: Vec<String>,
     /// Without --bundle: a YAML or JSON map of entry names to the environment variables
     /// they go to (`db-password: PGPASSWORD`), instead of the default naming.
     #[arg(long, value_name = "FILE", conflicts_with = "bundle")]
     env_map: Option<PathBuf>,
     /// The namespace of the sets (default: the global namespace, empty).
     #[arg(long, short = 'n', default_value = "")]
-    namespace: String,
-    /// The storage backend holding the sets (default: `default-storage`).
+    pub(super) namespace: String,
+    /// The storage backend holding the sets, and the installation's state (default:
+    /// `default-storage`).
     #[arg(long, short = 'b')]
-    backend: Option<String>,
+    pub(super) backend: Option<String>,
+    #[command(flatten)]
+    pub(super) installation: super::exec_installation::InstallationArgs,
     /// The command and its arguments (after `--`).
     #[arg(required = true, last = true, value_name = "CMD")]
-    command: Vec<String>,
+    pub(super) command: Vec<String>,
+}
+
+/// Everything resolved and checked, ready to deliver.
+pub(super) struct Prepared {
+    pub delivery: Delivery,
+    /// Every set's resolution, by kind (what a claim's parameters are read from).
+    pub resolutions: Vec<(SetKind, Resolution)>,
 }
 
 /// Errors before the command runs are printed as text (exec's stdout and stderr belong
 /// to the command once it runs).
 pub async fn run(args: ExecArgs, stowage: &Stowage, interrupt: Option<Interrupt>) -> CmdResult {
-    let fail = |code: u8, message: String| {
-        eprintln!("error: {message}\nnothing was run");
-        Ok(ExitCode::from(code))
+    if args.installation.installation.is_some() {
+        return super::exec_installation::run(args, stowage, interrupt).await;
+    }
+    let prepared = match prepare(&args, stowage, None).await? {
+        Ok(prepared) => prepared,
+        Err(code) => return Ok(code),
     };
+    drop(prepared.resolutions);
+    let dir = match stage(&prepared.delivery, &[]) {
+        Ok(dir) => dir,
+        Err(e) => return Err(e),
+    };
+    let cmd = command(&args.command, dir.path(), prepared.delivery, &[]);
+    let mut child = match Supervised::spawn(cmd) {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("error: cannot run {:?}: {e}", args.command[0]);
+            return Ok(spawn_failure_code(&e));
+        }
+    };
+    let mut interrupt = interrupt;
+    let status = match child.wait(interrupt.as_mut(), None).await {
+        End::Exited(status) | End::EndedLate(status, _) => status,
+        // Only a failure to wait ends this way without a lease: the command's state is
+        // unknown, so it is stopped before its files go.
+        End::Lost(e) => {
+            eprintln!("stowage: {e}; stopping the command");
+            child.stop(STOP_GRACE).await
+        }
+    };
+    drop(child);
+    // The files go before stowage exits, whatever the command did.
+    drop(dir);
+    Ok(exit_code(status))
+}
+
+/// Says why nothing was run; returns the exit code.
+pub(super) fn refuse(code: u8, message: &str) -> ExitCode {
+    eprintln!("error: {message}\nnothing was run");
+    ExitCode::from(code)
+}
+
+/// Reads the bundle, resolves every set (and `extra`, values from parameter sources)
+/// and checks them; any problem is reported, with the exit code to end with.
+pub(super) async fn prepare(
+    args: &ExecArgs,
+    stowage: &Stowage,
+    extra: Option<ValueSet>,
+) -> Result<Result<Prepared, ExitCode>, stowage_host::Error> {
+    let fail = |code: u8, message: String| Ok(Err(refuse(code, &message)));
     let bundle = match args.bundle.as_deref().map(Bundle::read).transpose() {
         Ok(b) => b,
         Err(e) => return fail(exit::REFUSED, e.to_string()),
@@ -95,32 +151,44 @@ pub async fn run(args: ExecArgs, stowage: &Stowage, interrupt: Option<Interrupt>
     ] {
         let sets = store(kind)?;
         let mut chosen = Vec::new();
-        for name in names {
+        for name in names.iter() {
             match sets.get(&args.namespace, name).await {
                 Ok(stored) => chosen.push(stored.set),
                 Err(stowage_cnab::Error::Backend(e)) => return Err(e),
                 Err(e) => problems.push(e.to_string()),
             }
         }
-        // With a bundle, what it requires is checked even when no set of this kind is given.
-        if chosen.is_empty() && against.is_some() {
-            chosen.push(empty_set(kind));
-        }
-        for set in chosen {
-            let used = match against {
-                Some((b, action)) => {
-                    problems.extend(b.check_set(&set, action));
-                    b.used_by(&set, action)
-                }
-                None => set.clone(),
-            };
-            let resolution = stowage_cnab::resolve(&used, stowage).await;
-            failures.extend(resolution.failure_report(&set));
-            if let (Some((b, action)), SetKind::Parameters) = (against, kind) {
-                problems.extend(check_parameters(b, action, &resolution).problems);
+        // Values from parameter sources, for what no chosen set gives.
+        if kind == SetKind::Parameters
+            && let Some(mut extra) = extra.clone()
+        {
+            extra
+                .entries
+                .retain(|e| !chosen.iter().any(|s| s.entries.iter().any(|g| g.name == e.name)));
+            if !extra.entries.is_empty() {
+                chosen.push(extra);
             }
-            resolutions.push((kind, resolution));
         }
+        // The sets of a kind act as one: one check of what the bundle requires, one
+        // batch call per secrets backend. With a bundle, what it requires is checked even
+        // when no set of this kind is given.
+        if chosen.is_empty() && against.is_none() {
+            continue;
+        }
+        let set = merge(kind, chosen);
+        let used = match against {
+            Some((b, action)) => {
+                problems.extend(b.check_set(&set, action));
+                b.used_by(&set, action)
+            }
+            None => set.clone(),
+        };
+        let resolution = stowage_cnab::resolve(&used, stowage).await;
+        failures.extend(resolution.failure_report(&set));
+        if let (Some((b, action)), SetKind::Parameters) = (against, kind) {
+            problems.extend(check_parameters(b, action, &resolution).problems);
+        }
+        resolutions.push((kind, resolution));
     }
     if !problems.is_empty() || !failures.is_empty() {
         let code = if problems.is_empty() {
@@ -142,8 +210,10 @@ pub async fn run(args: ExecArgs, stowage: &Stowage, interrupt: Option<Interrupt>
         Ok(d) => d,
         Err(p) => return fail(exit::REFUSED, p.join("\n")),
     };
-    drop(resolutions);
-    run_with(&args.command, delivery, interrupt).await
+    Ok(Ok(Prepared {
+        delivery,
+        resolutions,
+    }))
 }
 
 /// `--env-map`: a mapping of entry names to variable names (YAML, so JSON too).
@@ -166,25 +236,42 @@ fn read_env_map(path: &Path) -> Result<BTreeMap<String, String>, String> {
     Ok(map)
 }
 
-fn empty_set(kind: SetKind) -> ValueSet {
+/// The sets of one kind as one set: a later set's entry replaces an earlier one of the
+/// same name (as repeating Porter's `--parameter-set` does); the name lists them all.
+fn merge(kind: SetKind, sets: Vec<ValueSet>) -> ValueSet {
+    let name = if sets.is_empty() {
+        "(none given)".to_owned()
+    } else {
+        sets.iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut entries: Vec<stowage_cnab::Entry> = Vec::new();
+    for entry in sets.into_iter().flat_map(|s| s.entries) {
+        match entries.iter_mut().find(|e| e.name == entry.name) {
+            Some(earlier) => *earlier = entry,
+            None => entries.push(entry),
+        }
+    }
     ValueSet {
         kind,
         schema_version: stowage_cnab::DEFAULT_SCHEMA_VERSION.to_owned(),
-        name: "(none given)".to_owned(),
+        name,
         namespace: String::new(),
         labels: Default::default(),
         created: None,
         modified: None,
-        entries: Vec::new(),
+        entries,
     }
 }
 
-/// Writes the files, runs the command under supervision, removes the files.
-async fn run_with(
-    command: &[String],
-    delivery: Delivery,
-    interrupt: Option<Interrupt>,
-) -> CmdResult {
+/// Creates the private directory with the delivered files, and `extra` files (path
+/// relative to the directory, bytes), and returns it; it is removed when dropped.
+pub(super) fn stage(
+    delivery: &Delivery,
+    extra: &[(PathBuf, &[u8])],
+) -> Result<tempfile::TempDir, stowage_host::Error> {
     let io = |what: &str| super::io_err(format!("exec: {what}"));
     let dir = tempfile::Builder::new()
         .prefix("stowage-exec-")
@@ -196,40 +283,35 @@ async fn run_with(
         write_private(dir.path(), rel, value.expose())
             .map_err(io("cannot write a delivered file"))?;
     }
+    for (rel, value) in extra {
+        write_private(dir.path(), rel, value).map_err(io("cannot write a delivered file"))?;
+    }
+    Ok(dir)
+}
+
+/// The command, with `$STOWAGE_FILES_DIR`, the delivered variables and `extra_env`.
+pub(super) fn command(
+    command: &[String],
+    dir: &Path,
+    delivery: Delivery,
+    extra_env: &[(&str, String)],
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(&command[0]);
-    cmd.args(&command[1..]).env(FILES_DIR_ENV, dir.path());
+    cmd.args(&command[1..]).env(FILES_DIR_ENV, dir);
     for (name, value) in &delivery.env {
         cmd.env(name, OsStr::from_bytes(value.expose()));
     }
-    drop(delivery);
-    let mut child = match Supervised::spawn(cmd) {
-        Ok(child) => child,
-        Err(e) => {
-            eprintln!("error: cannot run {:?}: {e}", command[0]);
-            return Ok(spawn_failure_code(&e));
-        }
-    };
-    let mut interrupt = interrupt;
-    let status = match child.wait(interrupt.as_mut(), None).await {
-        End::Exited(status) | End::EndedLate(status, _) => status,
-        // Only a failure to wait ends this way without a lease: the command's state is
-        // unknown, so it is stopped before its files go.
-        End::Lost(e) => {
-            eprintln!("stowage: {e}; stopping the command");
-            child.stop(STOP_GRACE).await
-        }
-    };
-    drop(child);
-    // The files go before stowage exits, whatever the command did.
-    drop(dir);
-    Ok(exit_code(status))
+    for (name, value) in extra_env {
+        cmd.env(name, value);
+    }
+    cmd
 }
 
 /// How long the command has between SIGTERM and SIGKILL when stowage must stop it.
-const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+pub(super) const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Creates `dir/rel` with 0700 directories and a 0600 file.
-fn write_private(dir: &Path, rel: &Path, value: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_private(dir: &Path, rel: &Path, value: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let path = dir.join(rel);
     if let Some(parent) = path.parent() {

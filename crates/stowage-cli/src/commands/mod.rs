@@ -4,6 +4,7 @@ pub mod config;
 pub mod conformance;
 pub mod exec;
 pub mod lock;
+mod exec_installation;
 mod lock_run;
 pub mod plugins;
 pub mod secrets;
