@@ -65,6 +65,15 @@ enum Command {
     /// Leases with fencing tokens: run a command while holding one (`lock run`).
     #[command(subcommand)]
     Lock(commands::lock::LockCommand),
+    /// CNAB installations recorded by `stowage exec --installation`: list, show, delete.
+    #[command(subcommand)]
+    Installations(commands::installations::InstallationsCommand),
+    /// The runs (claims and results) of an installation.
+    #[command(subcommand)]
+    Runs(commands::installations::RunsCommand),
+    /// The outputs of an installation's runs; sensitive ones only with --reveal.
+    #[command(subcommand)]
+    Outputs(commands::installations::OutputsCommand),
 }
 
 fn init_logging(verbose: u8) {
@@ -170,7 +179,12 @@ impl Command {
             Command::Secrets(c) => c.writes(),
             Command::Lock(c) => c.writes(),
             Command::Credentials(c) | Command::Parameters(c) => c.writes(),
-            Command::Config(_) | Command::Plugins(_) | Command::Exec(_) => false,
+            Command::Installations(c) => c.writes(),
+            Command::Config(_)
+            | Command::Plugins(_)
+            | Command::Exec(_)
+            | Command::Runs(_)
+            | Command::Outputs(_) => false,
         }
     }
 
@@ -204,6 +218,11 @@ async fn run(
         Command::Credentials(cmd) => {
             commands::sets::run(SetKind::Credentials, cmd, &stowage, out).await
         }
+        Command::Installations(cmd) => {
+            commands::installations::installations(cmd, &stowage, out).await
+        }
+        Command::Runs(cmd) => commands::installations::runs(cmd, &stowage, out).await,
+        Command::Outputs(cmd) => commands::installations::outputs(cmd, &stowage, out).await,
         Command::Parameters(cmd) => {
             commands::sets::run(SetKind::Parameters, cmd, &stowage, out).await
         }

@@ -162,9 +162,11 @@ pub(super) async fn prepare(
         if kind == SetKind::Parameters
             && let Some(mut extra) = extra.clone()
         {
-            extra
-                .entries
-                .retain(|e| !chosen.iter().any(|s| s.entries.iter().any(|g| g.name == e.name)));
+            extra.entries.retain(|e| {
+                !chosen
+                    .iter()
+                    .any(|s| s.entries.iter().any(|g| g.name == e.name))
+            });
             if !extra.entries.is_empty() {
                 chosen.push(extra);
             }

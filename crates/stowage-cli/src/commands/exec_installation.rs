@@ -75,10 +75,15 @@ pub async fn run(args: ExecArgs, stowage: &Stowage, interrupt: Option<Interrupt>
         Err(e) => return Ok(refuse(exit::REFUSED, &e)),
     };
     let (Some(bundle_path), Some(action)) = (args.bundle.clone(), args.action.clone()) else {
-        return Ok(refuse(exit::REFUSED, "--installation needs --bundle and --action"));
+        return Ok(refuse(
+            exit::REFUSED,
+            "--installation needs --bundle and --action",
+        ));
     };
-    let bundle_json = std::fs::read(&bundle_path)
-        .map_err(super::io_err(format!("cannot read {}", bundle_path.display())))?;
+    let bundle_json = std::fs::read(&bundle_path).map_err(super::io_err(format!(
+        "cannot read {}",
+        bundle_path.display()
+    )))?;
     let bundle = match Bundle::read(&bundle_path) {
         Ok(b) => b,
         Err(e) => return Ok(refuse(exit::REFUSED, &e.to_string())),
@@ -194,7 +199,8 @@ async fn run_under_lease(
             .and_then(|e| e.outcome.as_ref().ok());
         match given {
             Some(bytes) if bundle.is_sensitive(name) => {
-                sensitive_parameters.insert(name.clone(), SecretBytes::new(bytes.expose().to_vec()));
+                sensitive_parameters
+                    .insert(name.clone(), SecretBytes::new(bytes.expose().to_vec()));
             }
             Some(bytes) => {
                 let text = String::from_utf8_lossy(bytes.expose());

@@ -3,8 +3,9 @@
 pub mod config;
 pub mod conformance;
 pub mod exec;
-pub mod lock;
 mod exec_installation;
+pub mod installations;
+pub mod lock;
 mod lock_run;
 pub mod plugins;
 pub mod secrets;

@@ -12,8 +12,8 @@ mod store;
 
 pub use error::{StateError, StateResult};
 pub use records::{
-    CLAIMS_VERSION, Claim, ClaimResult, Installation, InstallationStatus, OutputMeta,
-    OutputRecord, STATE_SCHEMA_VERSION, SecretLocation, Status,
+    CLAIMS_VERSION, Claim, ClaimResult, Installation, InstallationStatus, OutputMeta, OutputRecord,
+    STATE_SCHEMA_VERSION, SecretLocation, Status,
 };
 pub use run::{CollectedOutput, RunRecorder, RunRequest, SensitiveStore, secret_key};
 pub use store::{Deleted, StateStore};
@@ -47,7 +47,9 @@ impl InstallationRef {
             format!("`{text}` is not an installation: its {what} `{value}` {why}")
         };
         if name.is_empty() {
-            return Err(format!("`{text}` is not an installation: the name is empty"));
+            return Err(format!(
+                "`{text}` is not an installation: the name is empty"
+            ));
         }
         for (what, value) in [("namespace", namespace), ("name", name)] {
             if value.contains('/') {

@@ -257,8 +257,7 @@ impl RunRecorder {
                     Ok(text) => record.value = Some(text.to_owned()),
                     Err(_) => {
                         record.value_base64 = Some(
-                            base64::engine::general_purpose::STANDARD
-                                .encode(output.value.expose()),
+                            base64::engine::general_purpose::STANDARD.encode(output.value.expose()),
                         )
                     }
                 }

@@ -21,9 +21,9 @@ use serde::de::DeserializeOwned;
 use stowage_host::StorageHandle;
 use stowage_host::protocol::{DocumentKey, ErrorCode, Precondition};
 
+use super::InstallationRef;
 use super::error::{StateError, StateResult};
 use super::records::{Claim, ClaimResult, Installation, OutputRecord, SecretLocation};
-use super::InstallationRef;
 
 const INSTALLATIONS: &str = "installations";
 const CLAIMS: &str = "claims";
@@ -57,7 +57,10 @@ impl StateStore {
         &self.storage
     }
 
-    async fn read<T: DeserializeOwned>(&self, key: &DocumentKey) -> StateResult<Option<(T, String)>> {
+    async fn read<T: DeserializeOwned>(
+        &self,
+        key: &DocumentKey,
+    ) -> StateResult<Option<(T, String)>> {
         match self.storage.get(key).await {
             Ok(doc) => serde_json::from_slice(doc.value.as_slice())
                 .map(|v| Some((v, doc.version)))
@@ -136,9 +139,12 @@ impl StateStore {
             None => Precondition::Absent,
             Some(v) => Precondition::Version(v.to_owned()),
         };
-        self.write(&Self::installation_key(&at), installation, precondition, || {
-            format!("installation {at} was changed by someone else since it was read")
-        })
+        self.write(
+            &Self::installation_key(&at),
+            installation,
+            precondition,
+            || format!("installation {at} was changed by someone else since it was read"),
+        )
         .await
     }
 
@@ -182,7 +188,8 @@ impl StateStore {
 
     /// An installation's claims, oldest first.
     pub async fn claims(&self, at: &InstallationRef) -> StateResult<Vec<Claim>> {
-        self.scan(CLAIMS, &at.namespace, &format!("{}/", at.name)).await
+        self.scan(CLAIMS, &at.namespace, &format!("{}/", at.name))
+            .await
     }
 
     /// The claim with this id, wherever it is.
@@ -191,7 +198,13 @@ impl StateStore {
             self.read(&DocumentKey::new(CLAIM_IDS, "", id)).await?;
         let not_found = || StateError::NotFound(format!("run {id}"));
         let (index, _) = index.ok_or_else(not_found)?;
-        let field = |f: &str| index.get(f).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        let field = |f: &str| {
+            index
+                .get(f)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
         let key = DocumentKey::new(
             CLAIMS,
             field("namespace"),
@@ -216,7 +229,8 @@ impl StateStore {
 
     /// An installation's results, by claim then by time.
     pub async fn results(&self, at: &InstallationRef) -> StateResult<Vec<ClaimResult>> {
-        self.scan(RESULTS, &at.namespace, &format!("{}/", at.name)).await
+        self.scan(RESULTS, &at.namespace, &format!("{}/", at.name))
+            .await
     }
 
     /// The results of one claim, oldest first.
@@ -234,10 +248,16 @@ impl StateStore {
         let key = DocumentKey::new(
             OUTPUTS,
             &output.namespace,
-            format!("{}/{}/{}", output.installation, output.result_id, output.name),
+            format!(
+                "{}/{}/{}",
+                output.installation, output.result_id, output.name
+            ),
         );
         self.write(&key, output, Precondition::Absent, || {
-            format!("output {} of result {} exists already", output.name, output.result_id)
+            format!(
+                "output {} of result {} exists already",
+                output.name, output.result_id
+            )
         })
         .await
         .map(drop)
@@ -245,7 +265,8 @@ impl StateStore {
 
     /// Every output an installation's runs produced, oldest first.
     pub async fn outputs(&self, at: &InstallationRef) -> StateResult<Vec<OutputRecord>> {
-        self.scan(OUTPUTS, &at.namespace, &format!("{}/", at.name)).await
+        self.scan(OUTPUTS, &at.namespace, &format!("{}/", at.name))
+            .await
     }
 
     /// The latest value of each output name.
@@ -286,7 +307,8 @@ impl StateStore {
                 if collection == CLAIMS
                     && let Some(id) = meta.name.strip_prefix(&prefix)
                 {
-                    self.delete_quietly(&DocumentKey::new(CLAIM_IDS, "", id)).await?;
+                    self.delete_quietly(&DocumentKey::new(CLAIM_IDS, "", id))
+                        .await?;
                 }
                 self.delete_quietly(&DocumentKey::new(collection, &at.namespace, &meta.name))
                     .await?;
