@@ -15,6 +15,14 @@ pub fn blob_plugin_bin() -> PathBuf {
     built_binary("stowage-plugin-blob", "stowage-plugin-blob")
 }
 
+/// The AWS Secrets Manager plugin of this build (see [`blob_plugin_bin`]).
+pub fn aws_plugin_bin() -> PathBuf {
+    built_binary(
+        "stowage-plugin-aws-secretsmanager",
+        "stowage-plugin-aws-secretsmanager",
+    )
+}
+
 /// The binary `name` of package `package`, built into the profile directory of the running
 /// test; panics with how to build it when it is missing.
 fn built_binary(name: &str, package: &str) -> PathBuf {

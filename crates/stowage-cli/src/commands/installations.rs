@@ -72,6 +72,9 @@ pub enum RunsCommand {
         id: String,
         #[command(flatten)]
         scope: StateScope,
+        /// Read the sensitive parameters' values from the secrets backend and print them.
+        #[arg(long)]
+        reveal: bool,
     },
 }
 
@@ -293,13 +296,23 @@ pub async fn runs(cmd: RunsCommand, stowage: &Stowage, out: Output) -> CmdResult
                 }
                 Ok(())
             }
-            RunsCommand::Show { id, scope } => {
+            RunsCommand::Show { id, scope, reveal } => {
                 let state = open(&scope, stowage)?;
                 let claim = state.claim_by_id(&id).await?;
                 let results = state.results_of(&claim).await?;
+                let mut revealed = std::collections::BTreeMap::new();
+                if reveal {
+                    for (name, location) in &claim.sensitive_parameters {
+                        let value = read_secret(stowage, location).await?;
+                        revealed.insert(name.clone(), String::from_utf8_lossy(&value).into_owned());
+                    }
+                }
                 if out == Output::Json {
                     let mut doc = to_json(&claim);
                     doc["results"] = Value::Array(results.iter().map(to_json).collect());
+                    if reveal {
+                        doc["revealedParameters"] = to_json(&revealed);
+                    }
                     output::json(&doc);
                     return Ok(());
                 }
@@ -318,7 +331,10 @@ pub async fn runs(cmd: RunsCommand, stowage: &Stowage, out: Output) -> CmdResult
                     crate::outln!("parameter:    {name} = {value}");
                 }
                 for (name, location) in &claim.sensitive_parameters {
-                    crate::outln!("parameter:    {name} = (sensitive, in {location})");
+                    match revealed.get(name) {
+                        Some(value) => crate::outln!("parameter:    {name} = {value} (sensitive)"),
+                        None => crate::outln!("parameter:    {name} = (sensitive, in {location})"),
+                    }
                 }
                 for r in &results {
                     crate::outln!(
