@@ -9,6 +9,8 @@ pub mod records;
 mod run;
 pub mod sources;
 mod store;
+#[cfg(test)]
+mod tests;
 
 pub use error::{StateError, StateResult};
 pub use records::{
