@@ -2,8 +2,8 @@
 //! cnab-spec 101-bundle-json.md), read leniently (fields Stowage does not use are
 //! ignored, so bundles from any tool are accepted).
 //!
-//! This module checks names, `required` and `applyTo` per action. Checking parameter
-//! values against their JSON Schema definitions is not done yet.
+//! This module checks names, `required` and `applyTo` per action; parameter values are
+//! checked against their JSON Schema definitions in [`crate::validate`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
