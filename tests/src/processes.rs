@@ -15,6 +15,22 @@ pub fn blob_plugin_bin() -> PathBuf {
     built_binary("stowage-plugin-blob", "stowage-plugin-blob")
 }
 
+/// The AWS Secrets Manager plugin of this build.
+pub fn aws_secretsmanager_plugin_bin() -> PathBuf {
+    built_binary(
+        "stowage-plugin-aws-secretsmanager",
+        "stowage-plugin-aws-secretsmanager",
+    )
+}
+
+/// The Azure Key Vault plugin of this build.
+pub fn azure_keyvault_plugin_bin() -> PathBuf {
+    built_binary(
+        "stowage-plugin-azure-keyvault",
+        "stowage-plugin-azure-keyvault",
+    )
+}
+
 /// The binary `name` of package `package`, built into the profile directory of the running
 /// test; panics with how to build it when it is missing.
 fn built_binary(name: &str, package: &str) -> PathBuf {

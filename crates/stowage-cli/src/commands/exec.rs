@@ -83,7 +83,8 @@ pub async fn run(args: ExecArgs, stowage: &Stowage, interrupt: Option<Interrupt>
     };
     let mut problems = Vec::new();
     let mut failures = Vec::new();
-    let mut resolutions: Vec<(SetKind, Resolution)> = Vec::new();
+    // (kind, the set, the entries to resolve)
+    let mut chosen_sets: Vec<(SetKind, ValueSet, ValueSet)> = Vec::new();
     for (kind, names) in [
         (SetKind::Credentials, &args.credentials),
         (SetKind::Parameters, &args.parameters),
@@ -101,21 +102,28 @@ pub async fn run(args: ExecArgs, stowage: &Stowage, interrupt: Option<Interrupt>
         if chosen.is_empty() && against.is_some() {
             chosen.push(empty_set(kind));
         }
+        // Required entries may be in any of the sets of their kind.
+        if let Some((b, action)) = against {
+            problems.extend(b.check_sets(&chosen.iter().collect::<Vec<_>>(), action));
+        }
         for set in chosen {
             let used = match against {
-                Some((b, action)) => {
-                    problems.extend(b.check_set(&set, action));
-                    b.used_by(&set, action)
-                }
+                Some((b, action)) => b.used_by(&set, action),
                 None => set.clone(),
             };
-            let resolution = stowage_cnab::resolve(&used, stowage).await;
-            failures.extend(resolution.failure_report(&set));
-            if let (Some((b, action)), SetKind::Parameters) = (against, kind) {
-                problems.extend(check_parameters(b, action, &resolution).problems);
-            }
-            resolutions.push((kind, resolution));
+            chosen_sets.push((kind, set, used));
         }
+    }
+    // Every set at once: one batch call per backend for the whole exec.
+    let used: Vec<&ValueSet> = chosen_sets.iter().map(|(_, _, used)| used).collect();
+    let resolved = stowage_cnab::resolve_all(&used, stowage).await;
+    let mut resolutions: Vec<(SetKind, Resolution)> = Vec::new();
+    for ((kind, set, _), resolution) in chosen_sets.iter().zip(resolved) {
+        failures.extend(resolution.failure_report(set));
+        if let (Some((b, action)), SetKind::Parameters) = (against, kind) {
+            problems.extend(check_parameters(b, action, &resolution).problems);
+        }
+        resolutions.push((*kind, resolution));
     }
     if !problems.is_empty() || !failures.is_empty() {
         let code = if problems.is_empty() {
