@@ -75,12 +75,10 @@ fn the_readme_walkthrough_works_as_written() {
     assert!(!stdout.contains("correct horse"), "{stdout}");
 
     // The README's bad value: refused before anything runs, by name and rule only.
-    let bad = format!(
-        "cd examples/cnab\nprintf short | stowage secrets set helloworld/db-password\n\
+    let bad = "cd examples/cnab\nprintf short | stowage secrets set helloworld/db-password\n\
          IMAGE_TOKEN=t stowage exec --bundle bundle.json --action install -c helloworld -p helloworld -- ./show.sh \
-         2>&1 && exit 1 || test $? -eq 7"
-    );
-    let out = sh(&bad, home.path(), &[]);
+         2>&1 && exit 1 || test $? -eq 7";
+    let out = sh(bad, home.path(), &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(
