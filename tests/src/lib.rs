@@ -1,11 +1,13 @@
 //! Test support shared by the workspace's integration tests and the plugins' tests:
-//! real emulators on 127.0.0.1 and a one-call conformance run.
+//! real emulators on 127.0.0.1, the Azure Key Vault stand-in ([`keyvault_standin`]; Key
+//! Vault has no emulator) and a one-call conformance run.
 //!
 //! Emulators come from the `STOWAGE_TEST_*` environment (`cargo xtask test` starts one of
 //! each for the whole run) or, when that is unset, are started here for the test process
 //! and die with it.
 
 pub mod emulators;
+pub mod keyvault_standin;
 pub mod processes;
 
 use stowage_conformance::{CaseResult, Target};

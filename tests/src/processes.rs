@@ -15,11 +15,19 @@ pub fn blob_plugin_bin() -> PathBuf {
     built_binary("stowage-plugin-blob", "stowage-plugin-blob")
 }
 
-/// The AWS Secrets Manager plugin of this build (see [`blob_plugin_bin`]).
-pub fn aws_plugin_bin() -> PathBuf {
+/// The AWS Secrets Manager plugin of this build.
+pub fn aws_secretsmanager_plugin_bin() -> PathBuf {
     built_binary(
         "stowage-plugin-aws-secretsmanager",
         "stowage-plugin-aws-secretsmanager",
+    )
+}
+
+/// The Azure Key Vault plugin of this build.
+pub fn azure_keyvault_plugin_bin() -> PathBuf {
+    built_binary(
+        "stowage-plugin-azure-keyvault",
+        "stowage-plugin-azure-keyvault",
     )
 }
 

@@ -16,6 +16,12 @@
 //!   of the grandchild it starts when it hangs, so tests can check that both are gone.
 //! - config `env-file = PATH`: the plugin writes there the environment the host gave it
 //!   about itself (`STOWAGE_HOME`, `STOWAGE_PLUGIN_DATA_DIR`, `STOWAGE_HOST_PID`).
+//! - config `calls-file = PATH`: every secrets `resolve` call appends `resolve N` (N keys)
+//!   there, so tests can count batch calls.
+//! - config `barrier-mark = PATH` and `barrier-wait = PATH`: a secrets `resolve` creates
+//!   the first file, then waits for the second to exist before answering (failing with
+//!   `unavailable` after 20 s). Two backends waiting for each other's mark prove that the
+//!   host calls them at the same time, with no timing in the assertion.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -293,6 +299,49 @@ struct Faulty<T: ?Sized> {
     inner: Arc<T>,
     fault: CallFault,
     read_only: bool,
+    /// Config `calls-file`.
+    calls_file: Option<String>,
+    /// Config `barrier-mark` and `barrier-wait`.
+    barrier: Option<(String, String)>,
+}
+
+impl<T: ?Sized> Faulty<T> {
+    fn new(inner: Arc<T>, config: &PluginConfig) -> Result<Self, PluginError> {
+        let text = |key: &str| config.get_str(key).map(str::to_owned);
+        Ok(Faulty {
+            inner,
+            fault: call_fault(config)?,
+            read_only: read_only(config),
+            calls_file: text("calls-file"),
+            barrier: text("barrier-mark").zip(text("barrier-wait")),
+        })
+    }
+
+    /// Notes a resolve call of `n` keys, and meets the barrier, if configured.
+    async fn before_resolve(&self, n: usize) -> Result<(), PluginError> {
+        if let Some(path) = &self.calls_file
+            && let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+        {
+            let _ = writeln!(f, "resolve {n}");
+        }
+        let Some((mark, wait)) = &self.barrier else {
+            return Ok(());
+        };
+        std::fs::write(mark, b"").map_err(|e| PluginError::internal(format!("{mark}: {e}")))?;
+        let start = std::time::Instant::now();
+        while !std::path::Path::new(wait).exists() {
+            if start.elapsed() > Duration::from_secs(20) {
+                return Err(PluginError::unavailable(format!(
+                    "barrier: {wait} never appeared (the other backend was not called meanwhile)"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -345,6 +394,9 @@ impl Secrets for Faulty<dyn Secrets> {
     }
     async fn resolve(&self, refs: &[SecretRef]) -> Vec<Result<SecretBytes, PluginError>> {
         inject(self.fault).await;
+        if let Err(e) = self.before_resolve(refs.len()).await {
+            return refs.iter().map(|_| Err(e.clone())).collect();
+        }
         self.inner.resolve(refs).await
     }
     async fn put(&self, key: &str, value: SecretBytes) -> Result<Option<String>, PluginError> {
@@ -559,11 +611,7 @@ fn main() -> ExitCode {
                 Some(root) => Arc::new(FilesystemStorage::new(format!("{root}/storage"))),
                 None => Arc::new(MemoryStorage::default()),
             };
-            Ok(Faulty {
-                inner,
-                fault: call_fault(config)?,
-                read_only: read_only(config),
-            })
+            Faulty::new(inner, config)
         })
         .secrets(|config: &PluginConfig| {
             ignore_eof(config);
@@ -571,11 +619,7 @@ fn main() -> ExitCode {
                 Some(root) => Arc::new(FilesystemSecrets::new(format!("{root}/secrets"))),
                 None => Arc::new(MemorySecrets::default()),
             };
-            Ok(Faulty {
-                inner,
-                fault: call_fault(config)?,
-                read_only: read_only(config),
-            })
+            Faulty::new(inner, config)
         })
         .run();
     if IGNORE_EOF.load(std::sync::atomic::Ordering::SeqCst) {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use object_store::{ObjectStore, ObjectStoreExt as _};
 use stowage_tests::emulators;
-use stowage_tests::processes::{aws_plugin_bin, blob_plugin_bin, stowage_bin};
+use stowage_tests::processes::{aws_secretsmanager_plugin_bin, blob_plugin_bin, stowage_bin};
 
 const TESTKIT: &str = env!("CARGO_BIN_EXE_stowage-plugin-testkit");
 const PASSWORD: &str = "pw-SENSITIVE-4f1c";
@@ -119,7 +119,7 @@ fn azurite_with_aws_secrets() -> Backends {
              [secrets.aws.config]\nendpoint-url = {moto:?}\nregion = \"us-east-1\"\n\
              prefix = \"{prefix}/\"\n",
             blob = blob_plugin_bin(),
-            aws = aws_plugin_bin(),
+            aws = aws_secretsmanager_plugin_bin(),
         ),
         storage: Some("az"),
         secrets: Some("aws"),

@@ -2,8 +2,8 @@
 //! cnab-spec 101-bundle-json.md), read leniently (fields Stowage does not use are
 //! ignored, so bundles from any tool are accepted).
 //!
-//! This module checks names, `required` and `applyTo` per action. Checking parameter
-//! values against their JSON Schema definitions is not done yet.
+//! This module checks names, `required` and `applyTo` per action; parameter values are
+//! checked against their JSON Schema definitions in [`crate::validate`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -222,8 +222,19 @@ impl Bundle {
     /// action, and for parameters has no default) missing from the set, and an entry the
     /// bundle does not know. Entries for other actions are not problems.
     pub fn check_set(&self, set: &ValueSet, action: &str) -> Vec<String> {
-        let word = set.kind.entry_word();
-        let known: Vec<(&String, bool, &[String])> = match set.kind {
+        self.check_sets(&[set], action)
+    }
+
+    /// [`Bundle::check_set`] for several sets of one kind used together (`stowage exec -p
+    /// a -p b`): a required entry may be in any of them; unknown entries are named with
+    /// their own set.
+    pub fn check_sets(&self, sets: &[&ValueSet], action: &str) -> Vec<String> {
+        let Some(first) = sets.first() else {
+            return Vec::new();
+        };
+        let kind = first.kind;
+        let word = kind.entry_word();
+        let known: Vec<(&String, bool, &[String])> = match kind {
             SetKind::Credentials => self
                 .credentials
                 .iter()
@@ -241,33 +252,46 @@ impl Bundle {
                 })
                 .collect(),
         };
+        let given = |name: &str| {
+            sets.iter()
+                .any(|set| set.entries.iter().any(|e| e.name == name))
+        };
+        let set_names = sets
+            .iter()
+            .map(|s| format!("`{}`", s.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let looked_in = if sets.len() == 1 {
+            format!("{} {set_names}", kind.set_words())
+        } else {
+            format!("any of {}s {set_names}", kind.set_words())
+        };
         let mut problems = Vec::new();
         for (name, needed, apply_to) in &known {
-            if *needed && applies(apply_to, action) && !set.entries.iter().any(|e| &e.name == *name)
-            {
+            if *needed && applies(apply_to, action) && !given(name) {
                 problems.push(format!(
-                    "{word} `{name}` is required by bundle `{}` for `{action}` but is not in {} `{}`",
+                    "{word} `{name}` is required by bundle `{}` for `{action}` but is not in {looked_in}",
                     self.name,
-                    set.kind.set_words(),
-                    set.name
                 ));
             }
         }
-        for entry in &set.entries {
-            if !known.iter().any(|(n, _, _)| **n == entry.name) {
-                let names: Vec<&str> = known.iter().map(|(n, _, _)| n.as_str()).collect();
-                problems.push(format!(
-                    "{word} `{}` of {} `{}` is not a {word} of bundle `{}` (it has: {})",
-                    entry.name,
-                    set.kind.set_words(),
-                    set.name,
-                    self.name,
-                    if names.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        names.join(", ")
-                    }
-                ));
+        for set in sets {
+            for entry in &set.entries {
+                if !known.iter().any(|(n, _, _)| **n == entry.name) {
+                    let names: Vec<&str> = known.iter().map(|(n, _, _)| n.as_str()).collect();
+                    problems.push(format!(
+                        "{word} `{}` of {} `{}` is not a {word} of bundle `{}` (it has: {})",
+                        entry.name,
+                        kind.set_words(),
+                        set.name,
+                        self.name,
+                        if names.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            names.join(", ")
+                        }
+                    ));
+                }
             }
         }
         problems

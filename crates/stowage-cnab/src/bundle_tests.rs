@@ -136,3 +136,35 @@ fn a_required_parameter_with_a_default_is_not_missing() {
     assert_eq!(b.check_set(&params, "install").len(), 1);
     assert!(b.check_set(&params, "upgrade").is_empty());
 }
+
+#[test]
+fn a_required_entry_may_be_in_any_of_several_sets() {
+    let bundle: Bundle = serde_json::from_value(serde_json::json!({
+        "name": "b",
+        "parameters": {
+            "a": {"definition": "s", "required": true},
+            "b": {"definition": "s", "required": true},
+            "c": {"definition": "s", "required": true}
+        },
+        "definitions": {"s": {"type": "string"}}
+    }))
+    .unwrap();
+    let set = |name: &str, entries: &[&str]| {
+        let yaml = format!(
+            "name: {name}\nparameters:\n{}",
+            entries
+                .iter()
+                .map(|e| format!("  - {{name: {e}, source: {{value: x}}}}\n"))
+                .collect::<String>()
+        );
+        parse(&yaml, Format::Yaml, SetKind::Parameters).unwrap()
+    };
+    let (one, two) = (set("one", &["a", "zz"]), set("two", &["b"]));
+    assert_eq!(
+        bundle.check_sets(&[&one, &two], "install"),
+        [
+            "parameter `c` is required by bundle `b` for `install` but is not in any of parameter sets `one`, `two`",
+            "parameter `zz` of parameter set `one` is not a parameter of bundle `b` (it has: a, b, c)",
+        ]
+    );
+}

@@ -12,6 +12,10 @@
 //! - Files are planned relative to a private directory: the bundle's path without its
 //!   leading `/` (`/cnab/app/pw` → `DIR/cnab/app/pw`); a path with `..` is refused.
 //!
+//! - A parameter whose definition has `contentEncoding: base64` (a CNAB file parameter)
+//!   goes to its `path` decoded (the bytes the base64 stands for), and to its `env` as
+//!   given (the base64 text: an environment variable cannot hold every byte).
+//!
 //! Two entries bound for the same variable or file are refused rather than one silently
 //! winning.
 
@@ -23,6 +27,7 @@ use stowage_host::protocol::SecretBytes;
 use crate::bundle::{Bundle, applies};
 use crate::resolve::Resolution;
 use crate::set::SetKind;
+use crate::validate::{content_encoding, decode_base64};
 
 /// What goes where.
 #[derive(Debug, Default)]
@@ -70,6 +75,7 @@ pub fn plan(
                        env: Option<&str>,
                        path: Option<&str>,
                        value: &SecretBytes,
+                       base64: bool,
                        problems: &mut Vec<String>| {
         if let Some(var) = env {
             match env_owner.get(var) {
@@ -91,6 +97,17 @@ pub fn plan(
                     Some(first) => {
                         problems.push(format!("{who} and {first} both go to file `{path}`"))
                     }
+                    None if base64 => match decode_base64(value.expose()) {
+                        Some(mut bytes) => {
+                            file_owner.insert(rel.clone(), who.clone());
+                            // The decoded buffer moves into the SecretBytes (no copy).
+                            let decoded = SecretBytes::new(std::mem::take(&mut *bytes));
+                            delivery.files.insert(rel, decoded);
+                        }
+                        None => problems.push(format!(
+                            "{who}: the value is not valid base64 (its definition's contentEncoding)"
+                        )),
+                    },
                     None => {
                         file_owner.insert(rel.clone(), who.clone());
                         delivery.files.insert(rel, value.clone());
@@ -118,7 +135,7 @@ pub fn plan(
                         .get(&entry.name)
                         .cloned()
                         .unwrap_or_else(|| env_name(&entry.name));
-                    deliver(who, Some(&var), None, value, &mut problems)
+                    deliver(who, Some(&var), None, value, false, &mut problems)
                 }
                 (Some((bundle, _)), SetKind::Credentials) => {
                     if let Some(c) = bundle.credentials.get(&entry.name) {
@@ -127,6 +144,7 @@ pub fn plan(
                             c.env.as_deref(),
                             c.path.as_deref(),
                             value,
+                            false,
                             &mut problems,
                         );
                     }
@@ -142,6 +160,7 @@ pub fn plan(
                             d.env.as_deref(),
                             d.path.as_deref(),
                             value,
+                            is_base64(bundle, &entry.name),
                             &mut problems,
                         );
                     }
@@ -171,6 +190,7 @@ pub fn plan(
                 d.env.as_deref(),
                 d.path.as_deref(),
                 &value,
+                is_base64(bundle, name),
                 &mut problems,
             );
         }
@@ -180,6 +200,14 @@ pub fn plan(
     } else {
         Err(problems)
     }
+}
+
+/// Whether a parameter's definition says `contentEncoding: base64`.
+fn is_base64(bundle: &Bundle, parameter: &str) -> bool {
+    bundle
+        .definition_of(parameter)
+        .and_then(content_encoding)
+        .is_some_and(|e| e.eq_ignore_ascii_case("base64"))
 }
 
 /// `/cnab/app/pw` → `cnab/app/pw`; none for an empty path or one with `..`.

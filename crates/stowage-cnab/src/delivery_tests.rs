@@ -126,3 +126,49 @@ fn an_env_map_renames_variables() {
     assert_eq!(text(&d.env["OTHER"]), "o");
     assert!(!d.env.contains_key("DB_PASSWORD"));
 }
+
+#[test]
+fn a_base64_file_parameter_reaches_its_path_decoded_and_its_variable_as_given() {
+    let bundle: Bundle = serde_json::from_value(serde_json::json!({
+        "parameters": {
+            "cert": {"definition": "file", "destination": {"path": "/cnab/app/cert", "env": "CERT"}},
+            "plain": {"definition": "text", "destination": {"path": "/cnab/app/plain"}},
+            "seed": {"definition": "seeded", "destination": {"path": "/cnab/app/seed"}}
+        },
+        "definitions": {
+            "file": {"type": "string", "contentEncoding": "base64"},
+            "text": {"type": "string"},
+            "seeded": {"type": "string", "contentEncoding": "base64", "default": "AAH/"}
+        }
+    }))
+    .unwrap();
+    let params = resolved(&[("cert", "aGVsbG8K"), ("plain", "aGVsbG8K")]);
+    let d = plan(
+        &[(SetKind::Parameters, &params)],
+        Some((&bundle, "install")),
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        d.files[&PathBuf::from("cnab/app/cert")].expose(),
+        b"hello\n"
+    );
+    assert_eq!(text(&d.env["CERT"]), "aGVsbG8K");
+    assert_eq!(text(&d.files[&PathBuf::from("cnab/app/plain")]), "aGVsbG8K");
+    assert_eq!(
+        d.files[&PathBuf::from("cnab/app/seed")].expose(),
+        [0, 1, 255]
+    );
+
+    let bad = resolved(&[("cert", "???")]);
+    let err = plan(
+        &[(SetKind::Parameters, &bad)],
+        Some((&bundle, "install")),
+        &Default::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ["parameter `cert`: the value is not valid base64 (its definition's contentEncoding)"]
+    );
+}

@@ -29,7 +29,7 @@ pub mod validate;
 pub use bundle::Bundle;
 pub use error::{Error, Result, namespace_words};
 pub use parse::{Format, Problem, SetFileError, parse, read_file};
-pub use resolve::{Resolution, ResolvedEntry, resolve};
+pub use resolve::{Resolution, ResolvedEntry, resolve, resolve_all};
 pub use set::{DEFAULT_SCHEMA_VERSION, Entry, SetKind, Source, ValueSet};
 pub use store::{Applied, ApplyOutcome, SetStore, StoredSet};
 

@@ -11,9 +11,10 @@
 //!   backend's `db/password`; a default-backend key that starts with another backend's
 //!   name and a colon is written with the default backend's name in front).
 //!
-//! Every reference bound for one backend goes in one batch call (one plugin process), and
-//! different backends are called at the same time. Each entry gets its own answer; values
-//! are [`SecretBytes`], which zeroize on drop and never print.
+//! Every reference bound for one backend goes in one batch call (one plugin process), also
+//! across sets ([`resolve_all`], for `stowage exec`), and different backends are called at
+//! the same time. Each entry gets its own answer; values are [`SecretBytes`], which
+//! zeroize on drop and never print.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -119,45 +120,66 @@ pub fn secret_target(text: &str, stowage: &Stowage) -> (String, String) {
     (config.default_secrets.clone(), text.to_owned())
 }
 
-/// A batch for one backend: the entries' positions and their references.
+/// A batch for one backend: the entries' positions (set, entry) and their references.
 struct Batch {
     handle: Result<SecretsHandle, EntryFailure>,
-    positions: Vec<usize>,
+    positions: Vec<(usize, usize)>,
     refs: Vec<SecretRef>,
 }
 
+type Outcome = Result<SecretBytes, EntryFailure>;
+
 /// Resolves every entry of `set`: one batch call per backend, backends in parallel.
 pub async fn resolve(set: &ValueSet, stowage: &Stowage) -> Resolution {
-    let mut outcomes: Vec<Option<Result<SecretBytes, EntryFailure>>> =
-        set.entries.iter().map(|_| None).collect();
-    let mut backends: Vec<Option<String>> = vec![None; set.entries.len()];
+    resolve_all(&[set], stowage)
+        .await
+        .pop()
+        .unwrap_or(Resolution {
+            entries: Vec::new(),
+        })
+}
+
+/// Resolves every entry of several sets together (`stowage exec` with credential and
+/// parameter sets): still one batch call per backend for all of them, backends in
+/// parallel. One resolution per set, in order.
+pub async fn resolve_all(sets: &[&ValueSet], stowage: &Stowage) -> Vec<Resolution> {
+    let mut outcomes: Vec<Vec<Option<Outcome>>> = sets
+        .iter()
+        .map(|set| set.entries.iter().map(|_| None).collect())
+        .collect();
+    let mut backends: Vec<Vec<Option<String>>> = sets
+        .iter()
+        .map(|set| vec![None; set.entries.len()])
+        .collect();
     // The host sources form one in-process batch, under a name that cannot be a
     // configured backend's.
     let mut batches: BTreeMap<String, Batch> = BTreeMap::new();
-    for (i, entry) in set.entries.iter().enumerate() {
-        let (batch, key) = match &entry.source {
-            Source::Value(v) => {
-                outcomes[i] = Some(Ok(SecretBytes::from(v.as_str())));
-                continue;
-            }
-            Source::Secret(text) => {
-                let (backend, key) = secret_target(text, stowage);
-                backends[i] = Some(backend.clone());
-                (backend, key)
-            }
-            host => (String::new(), format!("{}:{}", host.kind(), host.text())),
-        };
-        let b = batches.entry(batch.clone()).or_insert_with(|| Batch {
-            handle: if batch.is_empty() {
-                Ok(host_sources())
-            } else {
-                stowage.secrets(Some(&batch)).map_err(failure)
-            },
-            positions: Vec::new(),
-            refs: Vec::new(),
-        });
-        b.positions.push(i);
-        b.refs.push(SecretRef::new(key));
+    for (s, set) in sets.iter().enumerate() {
+        for (i, entry) in set.entries.iter().enumerate() {
+            let (batch, key) = match &entry.source {
+                Source::Value(v) => {
+                    outcomes[s][i] = Some(Ok(SecretBytes::from(v.as_str())));
+                    continue;
+                }
+                Source::Secret(text) => {
+                    let (backend, key) = secret_target(text, stowage);
+                    backends[s][i] = Some(backend.clone());
+                    (backend, key)
+                }
+                host => (String::new(), format!("{}:{}", host.kind(), host.text())),
+            };
+            let b = batches.entry(batch.clone()).or_insert_with(|| Batch {
+                handle: if batch.is_empty() {
+                    Ok(host_sources())
+                } else {
+                    stowage.secrets(Some(&batch)).map_err(failure)
+                },
+                positions: Vec::new(),
+                refs: Vec::new(),
+            });
+            b.positions.push((s, i));
+            b.refs.push(SecretRef::new(key));
+        }
     }
 
     let calls = batches.into_values().map(|batch| async move {
@@ -170,37 +192,42 @@ pub async fn resolve(set: &ValueSet, stowage: &Stowage) -> Resolution {
     for (positions, answers) in futures::future::join_all(calls).await {
         match answers {
             Ok(answers) => {
-                for (i, answer) in positions.into_iter().zip(answers) {
-                    outcomes[i] = Some(answer.map_err(failure));
+                for ((s, i), answer) in positions.into_iter().zip(answers) {
+                    outcomes[s][i] = Some(answer.map_err(failure));
                 }
             }
             // The call itself failed: every entry of the batch fails with it.
             Err(e) => {
-                for i in positions {
-                    outcomes[i] = Some(Err(e.clone()));
+                for (s, i) in positions {
+                    outcomes[s][i] = Some(Err(e.clone()));
                 }
             }
         }
     }
 
-    let entries = set
-        .entries
-        .iter()
+    sets.iter()
         .zip(outcomes)
         .zip(backends)
-        .map(|((entry, outcome), backend)| ResolvedEntry {
-            name: entry.name.clone(),
-            source: entry.source.clone(),
-            backend,
-            outcome: outcome.unwrap_or_else(|| {
-                Err(EntryFailure {
-                    code: ErrorCode::Internal,
-                    message: "no answer".into(),
+        .map(|((set, outcomes), backends)| Resolution {
+            entries: set
+                .entries
+                .iter()
+                .zip(outcomes)
+                .zip(backends)
+                .map(|((entry, outcome), backend)| ResolvedEntry {
+                    name: entry.name.clone(),
+                    source: entry.source.clone(),
+                    backend,
+                    outcome: outcome.unwrap_or_else(|| {
+                        Err(EntryFailure {
+                            code: ErrorCode::Internal,
+                            message: "no answer".into(),
+                        })
+                    }),
                 })
-            }),
+                .collect(),
         })
-        .collect();
-    Resolution { entries }
+        .collect()
 }
 
 /// The in-process resolver of host sources: the `host` backend's code, not whatever a

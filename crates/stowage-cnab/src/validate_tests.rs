@@ -150,3 +150,75 @@ fn defaults_are_validated_and_applied_only_when_not_given() {
         [("port".to_owned(), serde_json::json!(8080))]
     );
 }
+
+fn file_bundle() -> Bundle {
+    serde_json::from_value(serde_json::json!({
+        "parameters": {
+            "cert": {"definition": "file", "destination": {"path": "/cnab/app/cert"}},
+            "key": {"definition": "secret-file", "destination": {"path": "/cnab/app/key"}},
+            "odd": {"definition": "odd"}
+        },
+        "definitions": {
+            "file": {"type": "string", "contentEncoding": "base64"},
+            "secret-file": {"type": "string", "contentEncoding": "base64", "writeOnly": true},
+            "odd": {"type": "string", "contentEncoding": "quoted-printable"}
+        }
+    }))
+    .unwrap()
+}
+
+#[test]
+fn content_encoding_base64_accepts_base64_with_or_without_padding_and_line_breaks() {
+    let check = check_parameters(
+        &file_bundle(),
+        "install",
+        &given(&[("cert", "aGVsbG8gd29ybGQ="), ("key", "aGVs\nbG8")]),
+    );
+    assert!(check.problems.is_empty(), "{:?}", check.problems);
+}
+
+#[test]
+fn content_encoding_base64_refuses_other_text_naming_the_rule() {
+    let p = check_parameters(
+        &file_bundle(),
+        "install",
+        &given(&[("cert", "not base64!"), ("key", "s3cr3t-not-b64!")]),
+    )
+    .problems;
+    assert_eq!(
+        p,
+        [
+            "parameter `cert`: `not base64!` is not valid base64 (rule `contentEncoding` of definition `file`)",
+            "parameter `key`: the value is not valid base64 (rule `contentEncoding` of definition `secret-file`)",
+        ]
+    );
+}
+
+#[test]
+fn content_encoding_base64_is_checked_once_even_where_the_draft_checks_it() {
+    let bundle: Bundle = serde_json::from_value(serde_json::json!({
+        "parameters": {"cert": {"definition": "file"}},
+        "definitions": {"file": {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "string", "contentEncoding": "base64"
+        }}
+    }))
+    .unwrap();
+    let p = check_parameters(&bundle, "install", &given(&[("cert", "%%%")])).problems;
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].contains("rule `contentEncoding`"), "{p:?}");
+}
+
+#[test]
+fn an_encoding_stowage_cannot_decode_is_a_problem() {
+    let p = check_parameters(&file_bundle(), "install", &given(&[("odd", "x")])).problems;
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].contains("`quoted-printable`"), "{p:?}");
+}
+
+#[test]
+fn wiped_values_are_zeroed_strings_keys_and_all() {
+    let mut value = crate::validate::Wiped(serde_json::json!({"k": ["a", {"b": "c"}]}));
+    crate::validate::wipe_for_test(&mut value);
+    assert_eq!(value.0, serde_json::Value::Null);
+}

@@ -1,5 +1,5 @@
-//! The plugin against the local Key Vault stand-in (tests/support/standin.rs), through its
-//! configuration only: vault-url, ca-file, an access token from the environment, challenge
+//! The plugin against the local Key Vault stand-in (`stowage_tests::keyvault_standin`),
+//! through its configuration only: vault-url, ca-file, an access token from the environment, challenge
 //! resource verification off, bounded retries.
 
 mod support;

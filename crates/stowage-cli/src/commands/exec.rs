@@ -144,7 +144,8 @@ pub(super) async fn prepare(
     };
     let mut problems = Vec::new();
     let mut failures = Vec::new();
-    let mut resolutions: Vec<(SetKind, Resolution)> = Vec::new();
+    // (kind, the set, the entries to resolve)
+    let mut chosen_sets: Vec<(SetKind, ValueSet, ValueSet)> = Vec::new();
     for (kind, names) in [
         (SetKind::Credentials, &args.credentials),
         (SetKind::Parameters, &args.parameters),
@@ -171,9 +172,8 @@ pub(super) async fn prepare(
                 chosen.push(extra);
             }
         }
-        // The sets of a kind act as one: one check of what the bundle requires, one
-        // batch call per secrets backend. With a bundle, what it requires is checked even
-        // when no set of this kind is given.
+        // The sets of a kind act as one: one check of what the bundle requires. With a
+        // bundle, what it requires is checked even when no set of this kind is given.
         if chosen.is_empty() && against.is_none() {
             continue;
         }
@@ -185,12 +185,18 @@ pub(super) async fn prepare(
             }
             None => set.clone(),
         };
-        let resolution = stowage_cnab::resolve(&used, stowage).await;
-        failures.extend(resolution.failure_report(&set));
+        chosen_sets.push((kind, set, used));
+    }
+    // Every set at once: one batch call per backend for the whole exec.
+    let used: Vec<&ValueSet> = chosen_sets.iter().map(|(_, _, used)| used).collect();
+    let resolved = stowage_cnab::resolve_all(&used, stowage).await;
+    let mut resolutions: Vec<(SetKind, Resolution)> = Vec::new();
+    for ((kind, set, _), resolution) in chosen_sets.iter().zip(resolved) {
+        failures.extend(resolution.failure_report(set));
         if let (Some((b, action)), SetKind::Parameters) = (against, kind) {
             problems.extend(check_parameters(b, action, &resolution).problems);
         }
-        resolutions.push((kind, resolution));
+        resolutions.push((*kind, resolution));
     }
     if !problems.is_empty() || !failures.is_empty() {
         let code = if problems.is_empty() {
