@@ -11,6 +11,7 @@ pub mod sets;
 mod sets_edit;
 mod sets_resolve;
 pub mod storage;
+mod storage_migrate;
 
 use std::process::ExitCode;
 
