@@ -95,7 +95,7 @@ impl Setup {
     /// Every document the destination holds in the seeded groups, read back.
     fn read_destination(&self) -> BTreeMap<DocumentKey, Vec<u8>> {
         let (stowage, s3) = self.destination();
-        let docs = self.runtime.block_on(async {
+        self.runtime.block_on(async {
             let mut docs = BTreeMap::new();
             for c in COLLECTIONS {
                 for g in GROUPS {
@@ -108,8 +108,7 @@ impl Setup {
             }
             stowage.shutdown().await;
             docs
-        });
-        docs
+        })
     }
 
     /// How many documents the destination holds in one group.
@@ -167,8 +166,12 @@ fn document(i: usize) -> (DocumentKey, Vec<u8>) {
         GROUPS[(i / 3) % GROUPS.len()],
         name,
     );
-    let value = if i % 50 == 0 {
-        (0..=255u8).cycle().skip(i % 256).take(300 + i % 700).collect()
+    let value = if i.is_multiple_of(50) {
+        (0..=255u8)
+            .cycle()
+            .skip(i % 256)
+            .take(300 + i % 700)
+            .collect()
     } else {
         format!("{{\"doc\":{i},\"pad\":\"{}\"}}", "x".repeat(i % 900)).into_bytes()
     };
@@ -292,7 +295,7 @@ fn an_interrupted_migration_completes_on_rerun() {
     assert_eq!(stopped["verdict"], "interrupted");
     assert!(stopped["verification"].is_null());
     let copied = n(&stopped, "copied");
-    assert!(copied >= 5 && copied < 2000, "{stopped:#}");
+    assert!((5..2000).contains(&copied), "{stopped:#}");
     assert_eq!(copied + n(&stopped, "not_started"), 2000);
     let there: usize = COLLECTIONS
         .iter()
@@ -328,7 +331,10 @@ fn a_changed_destination_document_is_kept_unless_overwrite() {
     assert_eq!(n(&kept, "skipped_different"), 1);
     assert_eq!(n(&kept, "skipped_identical"), 59);
     assert_eq!(kept["different"][0]["name"], key.name.as_str());
-    assert_eq!(kept["verification"]["different"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        kept["verification"]["different"].as_array().unwrap().len(),
+        1
+    );
     assert_eq!(
         setup.read_destination()[&key],
         b"written in S3 later".to_vec()
@@ -350,8 +356,20 @@ fn a_changed_destination_document_is_kept_unless_overwrite() {
     );
     // Named, the way back works, and finds everything already there.
     let (code, back) = report(setup.run(&[
-        "storage", "migrate", "--from", "s3", "--to", "filesystem", "-c", "claims", "-g", "",
-        "-g", "dev", "--output", "json",
+        "storage",
+        "migrate",
+        "--from",
+        "s3",
+        "--to",
+        "filesystem",
+        "-c",
+        "claims",
+        "-g",
+        "",
+        "-g",
+        "dev",
+        "--output",
+        "json",
     ]));
     assert_eq!(code, 0, "{back:#}");
     let expected = docs
@@ -384,4 +402,3 @@ impl Setup {
         finish(child)
     }
 }
-

@@ -90,7 +90,11 @@ impl Stowage {
     /// [`Stowage::shutdown`] on it when done.
     pub fn with_keep_alive(&self, idle: std::time::Duration) -> Stowage {
         let mut config = (*self.config).clone();
-        for spec in config.storage.values_mut().chain(config.secrets.values_mut()) {
+        for spec in config
+            .storage
+            .values_mut()
+            .chain(config.secrets.values_mut())
+        {
             spec.keep_alive.get_or_insert(idle);
         }
         Stowage::from_config(config)

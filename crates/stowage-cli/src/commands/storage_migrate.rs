@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use clap::builder::TypedValueParser as _;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
-use stowage_host::migrate::{
-    MigrateOptions, MigrateReport, Progress, Selection, Verdict, migrate,
-};
+use stowage_host::migrate::{MigrateOptions, MigrateReport, Progress, Selection, Verdict, migrate};
 use stowage_host::protocol::{DocumentKey, PluginError};
 use stowage_host::{Error, Stowage};
 

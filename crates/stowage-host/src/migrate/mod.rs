@@ -208,8 +208,7 @@ pub async fn migrate(
         progress(Progress::Verifying {
             documents: 2 * report.documents,
         });
-        report.verification =
-            Some(verify::verify(from, to, &groups, concurrency, progress).await?);
+        report.verification = Some(verify::verify(from, to, &groups, concurrency, progress).await?);
     }
     Ok(report)
 }

@@ -223,7 +223,12 @@ mod tests {
             3,
         );
         assert_eq!(
-            (r.copied, r.overwritten, r.skipped_identical, r.skipped_different),
+            (
+                r.copied,
+                r.overwritten,
+                r.skipped_identical,
+                r.skipped_different
+            ),
             (1, 1, 1, 1)
         );
         assert_eq!((r.vanished, r.failed, r.bytes_written), (1, 1, 15));

@@ -4,9 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use stowage_protocol::{
-    Bytes, CountQuery, Document, ListPage, ListQuery, Precondition, Storage,
-};
+use stowage_protocol::{Bytes, CountQuery, Document, ListPage, ListQuery, Precondition, Storage};
 
 use super::*;
 use crate::builtin::FilesystemStorage;
@@ -27,7 +25,11 @@ async fn seed(storage: &StorageHandle, n: usize) {
             format!("doc-{i:03}"),
         );
         storage
-            .put(&key, format!("value {i}").into_bytes(), Precondition::Absent)
+            .put(
+                &key,
+                format!("value {i}").into_bytes(),
+                Precondition::Absent,
+            )
             .await
             .unwrap();
     }
@@ -87,7 +89,7 @@ async fn a_differing_destination_is_kept_unless_overwrite() {
 
     let kept = run(&from, &to, false).await;
     assert_eq!((kept.copied, kept.skipped_different), (9, 1));
-    assert_eq!(kept.different, [key.clone()]);
+    assert_eq!(kept.different, std::slice::from_ref(&key));
     assert_eq!(kept.verdict(), Verdict::Conflicts);
     assert_eq!(to.get(&key).await.unwrap().value.0, b"theirs");
 
@@ -123,9 +125,15 @@ async fn a_source_that_cannot_enumerate_needs_names() {
     );
     seed(&plain, 6).await;
     let to = fs("b", &dir);
-    let e = migrate(&plain, &to, &MigrateOptions::default(), &|_| {}, std::future::pending())
-        .await
-        .unwrap_err();
+    let e = migrate(
+        &plain,
+        &to,
+        &MigrateOptions::default(),
+        &|_| {},
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
     assert!(e.to_string().contains("cannot enumerate"), "{e}");
     let options = MigrateOptions {
         selection: Selection {
