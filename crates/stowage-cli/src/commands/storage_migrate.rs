@@ -82,7 +82,7 @@ impl Bar {
     fn start(&self, prefix: &'static str, length: u64) {
         self.bar.set_style(
             ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} documents, {msg} ({per_sec}, ETA {eta})",
+                "{prefix} [{bar:30}] {pos}/{len} documents, {msg} ({elapsed}, ETA {eta})",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
@@ -235,13 +235,14 @@ fn print(report: &MigrateReport, elapsed: Duration, out: Output) {
         }
         Output::Text => {
             crate::outln!(
-                "{} → {}: {} documents ({}) in {} groups, {:.1}s: {} copied, {} overwritten, \
+                "{} → {}: {} documents ({}) in {} group{}, {:.1}s: {} copied, {} overwritten, \
                  {} identical (skipped), {} different (skipped), {} failed{}{}",
                 report.from,
                 report.to,
                 report.documents,
                 HumanBytes(report.bytes),
                 report.groups,
+                if report.groups == 1 { "" } else { "s" },
                 elapsed.as_secs_f64(),
                 report.copied,
                 report.overwritten,
