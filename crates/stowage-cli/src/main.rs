@@ -191,7 +191,9 @@ impl Command {
     /// Whether the command handles SIGINT/SIGTERM/SIGHUP itself (`lock run` forwards them
     /// to its child, then releases its lease) instead of being dropped when one arrives.
     fn owns_signals(&self) -> bool {
-        matches!(self, Command::Lock(c) if c.owns_signals()) || matches!(self, Command::Exec(_))
+        matches!(self, Command::Lock(c) if c.owns_signals())
+            || matches!(self, Command::Storage(c) if c.owns_signals())
+            || matches!(self, Command::Exec(_))
     }
 }
 
@@ -211,7 +213,7 @@ async fn run(
     let result = match cli.command {
         Command::Config(cmd) => commands::config::run(cmd, &stowage, out).await,
         Command::Plugins(cmd) => commands::plugins::run(cmd, &stowage, out).await,
-        Command::Storage(cmd) => commands::storage::run(cmd, &stowage, out).await,
+        Command::Storage(cmd) => commands::storage::run(cmd, &stowage, out, interrupt).await,
         Command::Secrets(cmd) => commands::secrets::run(cmd, &stowage, out).await,
         Command::Lock(cmd) => commands::lock::run(cmd, &stowage, out, interrupt).await,
         Command::Exec(args) => commands::exec::run(args, &stowage, interrupt).await,

@@ -64,6 +64,16 @@ pub struct Received {
     pub number: i32,
 }
 
+/// Kills every plugin process group now, for a command that handled a first signal
+/// itself and gives up on a second one (`storage migrate`).
+pub fn abandon(received: Received) -> Interruption {
+    Interruption {
+        name: received.name,
+        number: received.number,
+        killed: groups::kill_all(),
+    }
+}
+
 /// Tells the user what was interrupted and returns the exit code (130, 143 or 129).
 pub fn report(i: &Interruption, words: &str, writes: bool, output: Output) -> ExitCode {
     let mut lines = vec![format!(

@@ -44,6 +44,9 @@ impl Default for PluginOptions {
 pub struct StorageHandle {
     name: String,
     backend: Arc<dyn StorageBackend>,
+    /// The built-in filesystem store behind this handle, which can enumerate its
+    /// collections and groups (the wire protocol cannot), with its deadline.
+    filesystem: Option<(crate::builtin::FilesystemStorage, Duration)>,
 }
 
 /// A secrets backend, ready for calls. Cheap to clone.
@@ -93,7 +96,21 @@ impl StorageHandle {
         StorageHandle {
             name: name.to_owned(),
             backend,
+            filesystem: None,
         }
+    }
+
+    /// A handle over the built-in filesystem store, whose operations fail with
+    /// `deadline_exceeded` after `timeout`, and which can enumerate its groups
+    /// ([`StorageHandle::groups`]).
+    pub fn filesystem(
+        name: &str,
+        storage: crate::builtin::FilesystemStorage,
+        timeout: Duration,
+    ) -> Self {
+        let mut handle = Self::builtin_with_timeout(name, Arc::new(storage.clone()), timeout);
+        handle.filesystem = Some((storage, timeout));
+        handle
     }
 
     /// A handle over a built-in (or any in-process) storage backend, whose operations
@@ -201,6 +218,29 @@ impl StorageHandle {
                 Some(t) => query.page_token = Some(t),
                 None => return Ok(all),
             }
+        }
+    }
+
+    /// Every `(collection, group)` the backend holds, sorted, where the backend can tell:
+    /// the built-in filesystem store reads its layout; `None` for every other backend,
+    /// since the wire protocol lists one collection and group at a time and has no call
+    /// that enumerates them.
+    pub async fn groups(&self) -> Result<Option<Vec<(String, String)>>> {
+        let Some((fs, timeout)) = &self.filesystem else {
+            return Ok(None);
+        };
+        match tokio::time::timeout(*timeout, fs.groups()).await {
+            Ok(groups) => groups.map(Some).map_err(|e| Error::backend(&self.name, e)),
+            Err(_) => Err(Error::backend(
+                &self.name,
+                PluginError::new(
+                    stowage_protocol::ErrorCode::DeadlineExceeded,
+                    format!(
+                        "enumerating the store's groups did not finish within {}",
+                        humantime::format_duration(*timeout)
+                    ),
+                ),
+            )),
         }
     }
 

@@ -35,6 +35,7 @@ mod integrity;
 mod launcher;
 pub mod lease;
 pub mod limits;
+pub mod migrate;
 mod process;
 pub mod redact;
 pub mod retry;
@@ -83,6 +84,22 @@ impl Stowage {
         &self.config
     }
 
+    /// A runtime over the same config in which every plugin backend without `keep-alive`
+    /// keeps one process until idle for `idle`: for commands that make many calls in a row
+    /// (`storage migrate`), which would otherwise start a plugin process per call. Call
+    /// [`Stowage::shutdown`] on it when done.
+    pub fn with_keep_alive(&self, idle: std::time::Duration) -> Stowage {
+        let mut config = (*self.config).clone();
+        for spec in config
+            .storage
+            .values_mut()
+            .chain(config.secrets.values_mut())
+        {
+            spec.keep_alive.get_or_insert(idle);
+        }
+        Stowage::from_config(config)
+    }
+
     /// The storage backend `name`, or the default one.
     pub fn storage(&self, name: Option<&str>) -> Result<StorageHandle> {
         let spec = self.config.backend(Role::Storage, name)?;
@@ -93,9 +110,9 @@ impl Stowage {
         let handle = match &spec.kind {
             BackendKind::Builtin(_) => {
                 let root = self.builtin_root(spec, "storage");
-                StorageHandle::builtin_with_timeout(
+                StorageHandle::filesystem(
                     &spec.name,
-                    Arc::new(builtin::FilesystemStorage::new(root)),
+                    builtin::FilesystemStorage::new(root),
                     spec.timeout,
                 )
             }

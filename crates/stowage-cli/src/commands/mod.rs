@@ -13,6 +13,7 @@ pub mod sets;
 mod sets_edit;
 mod sets_resolve;
 pub mod storage;
+mod storage_migrate;
 mod supervise;
 
 use std::process::ExitCode;

@@ -12,6 +12,7 @@ use stowage_host::{Error, StorageHandle, Stowage};
 
 use super::{CmdResult, io_err};
 use crate::output::{self, Output};
+use crate::signals::Interrupt;
 
 #[derive(Args, Debug)]
 pub struct Target {
@@ -138,6 +139,11 @@ pub enum StorageCommand {
         #[arg(long, requires = "page_size")]
         page_token: Option<String>,
     },
+    /// Copy every document from one backend to another, with a progress bar; safe to rerun
+    /// (identical documents are skipped, differing ones kept unless --overwrite), and
+    /// verified at the end. Exit 0: complete; 4: some destination documents differ and
+    /// were left alone; 1: failures or a failed verification; 130: Ctrl-C (rerun to finish).
+    Migrate(super::storage_migrate::MigrateArgs),
     /// Count documents of a collection and group.
     Count {
         #[command(flatten)]
@@ -156,12 +162,33 @@ impl StorageCommand {
             StorageCommand::Put { .. }
                 | StorageCommand::Delete { .. }
                 | StorageCommand::Increment { .. }
+                | StorageCommand::Migrate(_)
         )
+    }
+
+    /// Whether the command handles SIGINT/SIGTERM/SIGHUP itself (`migrate` finishes the
+    /// copies in flight and reports).
+    pub fn owns_signals(&self) -> bool {
+        matches!(self, StorageCommand::Migrate(_))
     }
 }
 
-pub async fn run(cmd: StorageCommand, stowage: &Stowage, out: Output) -> CmdResult {
+pub async fn run(
+    cmd: StorageCommand,
+    stowage: &Stowage,
+    out: Output,
+    interrupt: Option<Interrupt>,
+) -> CmdResult {
     match cmd {
+        StorageCommand::Migrate(args) => {
+            let interrupt = match interrupt {
+                Some(i) => i,
+                None => {
+                    Interrupt::install().map_err(super::io_err("cannot install signal handlers"))?
+                }
+            };
+            return super::storage_migrate::run(args, stowage, out, interrupt).await;
+        }
         StorageCommand::Get {
             target,
             name,

@@ -2,7 +2,7 @@
 //!
 //! Layout: `<root>/<collection>/<group>/<name>`, each part escaped (see `docfile`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,7 +14,7 @@ use stowage_protocol::{
 use super::blocking;
 use stowage_protocol::paging;
 
-use super::docfile::{VersionedDir, encode};
+use super::docfile::{VersionedDir, decode, encode, io_error};
 
 /// The built-in filesystem document store.
 #[derive(Clone, Debug)]
@@ -30,12 +30,57 @@ impl FilesystemStorage {
         }
     }
 
+    /// Every `(collection, group)` that has a directory in the store, sorted: what the
+    /// wire protocol cannot ask a backend (it lists one collection and group at a time),
+    /// read here from the layout. Directories and files this store did not write (names
+    /// it would not produce, links, hidden files) are passed over. A group directory may
+    /// be empty once its documents were deleted; listing it gives nothing.
+    pub async fn groups(&self) -> Result<Vec<(String, String)>, PluginError> {
+        let root = self.root.clone();
+        blocking(move || {
+            let mut out = Vec::new();
+            for (collection, dir) in subdirs(&root)? {
+                if stowage_protocol::validate_collection(&collection).is_err() {
+                    continue;
+                }
+                for (group, _) in subdirs(&dir)? {
+                    out.push((collection.clone(), group));
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+        .await
+    }
+
     fn group_dir(&self, collection: &str, group: &str) -> Result<VersionedDir, PluginError> {
         Ok(VersionedDir::under(
             &self.root,
             &[encode(collection)?, encode(group)?],
         ))
     }
+}
+
+/// The subdirectories of `dir` whose names this store writes, decoded, with their paths;
+/// none when `dir` does not exist. Symbolic links are not followed.
+fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, PluginError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error("cannot read directory", dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error("cannot read directory", dir, e))?;
+        // `file_type` does not follow links: a link to a directory is not a directory here.
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if let Some(name) = entry.file_name().to_str().and_then(decode) {
+            out.push((name, entry.path()));
+        }
+    }
+    Ok(out)
 }
 
 fn describe(key: &DocumentKey) -> String {
@@ -209,6 +254,37 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.get(&key("b")).await.unwrap().value.0, b"2");
+    }
+
+    #[tokio::test]
+    async fn groups_are_enumerated_from_the_layout() {
+        let root = tempfile::tempdir().unwrap();
+        let store = FilesystemStorage::new(root.path().join("store"));
+        assert_eq!(store.groups().await.unwrap(), []);
+        for (c, g) in [("claims", "dev"), ("claims", ""), ("a.b", "ünï code/x")] {
+            store
+                .put(
+                    &DocumentKey::new(c, g, "n"),
+                    Bytes(b"1".to_vec()),
+                    Precondition::Absent,
+                )
+                .await
+                .unwrap();
+        }
+        // Not the store's: a hidden directory, a file, a link to a directory.
+        let top = root.path().join("store");
+        std::fs::create_dir(top.join(".hidden")).unwrap();
+        std::fs::write(top.join("file"), "x").unwrap();
+        std::os::unix::fs::symlink(top.join("claims"), top.join("linked")).unwrap();
+        let pair = |c: &str, g: &str| (c.to_owned(), g.to_owned());
+        assert_eq!(
+            store.groups().await.unwrap(),
+            [
+                pair("a.b", "ünï code/x"),
+                pair("claims", ""),
+                pair("claims", "dev")
+            ]
+        );
     }
 
     #[tokio::test]
