@@ -497,3 +497,54 @@ fn concurrent_runs_of_one_installation_never_interleave() {
     assert!(final_of_first <= second_claim, "{runs:?}");
     assert!(runs[0]["results"][1]["id"].as_str() < runs[1]["id"].as_str());
 }
+
+/// `--sensitive NAME` keeps a parameter or output whose definition is not `writeOnly` out
+/// of the records too; a name the bundle does not have is refused before anything runs.
+#[test]
+fn the_caller_can_mark_more_values_sensitive() {
+    let s = Setup::new(builtins());
+    s.apply_parameters();
+    let script = "echo web-7.internal > \"$STOWAGE_FILES_DIR/cnab/app/outputs/host\"";
+    let bundle = s.path("bundle.json");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "exec",
+            "--installation",
+            "team/web",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--action",
+            "install",
+            "-p",
+            "web",
+            "-n",
+            "team",
+        ];
+        args.extend(extra);
+        args.extend(["--", "sh", "-c", script]);
+        s.run(&args)
+    };
+    let refused = run(&["--sensitive", "nope"]);
+    assert_eq!(refused.status.code(), Some(7));
+    assert!(
+        text(&refused.stderr)
+            .contains("--sensitive nope: bundle `webapp` has no parameter or output")
+    );
+
+    let out = run(&["--sensitive", "port", "--sensitive", "host"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let runs = s.json(&["runs", "list", "team/web"]);
+    let id = runs[0]["id"].as_str().unwrap().to_owned();
+    let claim = s.json(&["runs", "show", &id]);
+    assert!(claim["parameters"].get("port").is_none(), "{claim}");
+    assert!(claim["sensitiveParameters"]["port"]["key"].is_string());
+    let host = s.json(&["outputs", "show", "team/web", "host"]);
+    assert!(host["secret"]["key"].is_string(), "{host}");
+    assert_eq!(
+        s.ok(&["outputs", "show", "team/web", "host", "--reveal"]),
+        "web-7.internal\n"
+    );
+    for (name, bytes) in s.raw_objects() {
+        assert!(!contains(&bytes, "web-7.internal"), "the host is in {name}");
+    }
+}

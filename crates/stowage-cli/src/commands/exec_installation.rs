@@ -63,6 +63,10 @@ pub struct InstallationArgs {
     /// The bundle reference to record (default: the bundle file's path).
     #[arg(long, value_name = "REF")]
     bundle_reference: Option<String>,
+    /// Keep this parameter or output in the secrets backend even though its definition is
+    /// not `writeOnly` (repeat for several).
+    #[arg(long = "sensitive", value_name = "NAME")]
+    sensitive: Vec<String>,
     /// Labels of a new installation and of the claim (`--label env=prod`, repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = super::sets::parse_label)]
     labels: Vec<(String, String)>,
@@ -88,6 +92,20 @@ pub async fn run(args: ExecArgs, stowage: &Stowage, interrupt: Option<Interrupt>
         Ok(b) => b,
         Err(e) => return Ok(refuse(exit::REFUSED, &e.to_string())),
     };
+    if let Some(unknown) = args
+        .installation
+        .sensitive
+        .iter()
+        .find(|n| !bundle.parameters.contains_key(*n) && !bundle.outputs.contains_key(*n))
+    {
+        return Ok(refuse(
+            exit::REFUSED,
+            &format!(
+                "--sensitive {unknown}: bundle `{}` has no parameter or output of that name",
+                bundle.name
+            ),
+        ));
+    }
     let storage = stowage.storage(args.backend.as_deref())?;
     let secrets = stowage.secrets(args.installation.secrets_backend.as_deref())?;
     let sensitive = SensitiveStore {
@@ -197,8 +215,9 @@ async fn run_under_lease(
             .flat_map(|(_, r)| r.entries.iter())
             .find(|e| &e.name == name)
             .and_then(|e| e.outcome.as_ref().ok());
+        let sensitive = bundle.is_sensitive(name) || args.installation.sensitive.contains(name);
         match given {
-            Some(bytes) if bundle.is_sensitive(name) => {
+            Some(bytes) if sensitive => {
                 sensitive_parameters
                     .insert(name.clone(), SecretBytes::new(bytes.expose().to_vec()));
             }
@@ -208,6 +227,7 @@ async fn run_under_lease(
                     .unwrap_or_else(|| serde_json::Value::String(text.into_owned()));
                 parameters.insert(name.clone(), value);
             }
+            // A default is in the bundle for anyone to read; it is recorded as it is.
             None => {
                 if let Some(default) = bundle.default_of(name) {
                     parameters.insert(name.clone(), default.clone());
@@ -256,12 +276,13 @@ async fn run_under_lease(
         .filter(|(_, o)| stowage_cnab::bundle::applies(&o.apply_to, action))
         .filter_map(|(name, o)| {
             let rel = PathBuf::from(o.path.as_deref()?.trim_start_matches('/'));
-            let sensitive = bundle
-                .definitions
-                .get(&o.definition)
-                .and_then(|d| d.get("writeOnly"))
-                .and_then(serde_json::Value::as_bool)
-                .unwrap_or(false);
+            let sensitive = args.installation.sensitive.contains(name)
+                || bundle
+                    .definitions
+                    .get(&o.definition)
+                    .and_then(|d| d.get("writeOnly"))
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false);
             Some((name.clone(), rel, sensitive))
         })
         .filter(|(_, rel, _)| {
