@@ -9,6 +9,7 @@
 pub mod emulators;
 pub mod keyvault_standin;
 pub mod processes;
+pub mod readme;
 
 use stowage_conformance::{CaseResult, Target};
 use stowage_host::PluginCommand;

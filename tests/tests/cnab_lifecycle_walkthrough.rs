@@ -9,19 +9,7 @@ use std::process::{Command, Output};
 
 use stowage_tests::emulators;
 use stowage_tests::processes::stowage_bin;
-
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-/// The shell block after `<!-- walkthrough: NAME -->` in README.md.
-fn block(name: &str) -> String {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let marker = format!("<!-- walkthrough: {name} -->\n```sh\n");
-    let start = readme.find(&marker).expect("the walkthrough marker") + marker.len();
-    let len = readme[start..].find("```").unwrap();
-    readme[start..start + len].to_owned()
-}
+use stowage_tests::readme::{repository_root as root, walkthrough_block as block};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

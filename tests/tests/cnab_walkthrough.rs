@@ -6,23 +6,11 @@
 
 mod cnab_common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use cnab_common::{examples, stowage_bin};
-
-/// The shell block that follows `<!-- walkthrough: NAME -->` in README.md.
-fn block(name: &str) -> String {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let marker = format!("<!-- walkthrough: {name} -->\n```sh\n");
-    let start = readme.find(&marker).expect("the walkthrough marker") + marker.len();
-    let len = readme[start..].find("```").unwrap();
-    readme[start..start + len].to_owned()
-}
-
-fn root() -> PathBuf {
-    examples().join("../..")
-}
+use cnab_common::stowage_bin;
+use stowage_tests::readme::{repository_root as root, walkthrough_block as block};
 
 fn sh(script: &str, home: &Path, env: &[(&str, &str)]) -> Output {
     let bin_dir = stowage_bin().parent().unwrap().to_owned();

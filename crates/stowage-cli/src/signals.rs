@@ -74,6 +74,27 @@ pub fn abandon(received: Received) -> Interruption {
     }
 }
 
+/// Reports that `signal` ended a command that handled it itself (`lock run`, `storage
+/// migrate`), in text or JSON; returns 128 + its number.
+pub fn report_handled(signal: Received, message: &str, output: Output) -> ExitCode {
+    let code = 128 + signal.number;
+    match output {
+        Output::Text => eprintln!("error: {message}"),
+        Output::Json => eprintln!(
+            "{}",
+            serde_json::json!({
+                "error": {
+                    "code": "interrupted",
+                    "signal": signal.name,
+                    "message": message,
+                    "exit_code": code,
+                }
+            })
+        ),
+    }
+    ExitCode::from(code as u8)
+}
+
 /// Tells the user what was interrupted and returns the exit code (130, 143 or 129).
 pub fn report(i: &Interruption, words: &str, writes: bool, output: Output) -> ExitCode {
     let mut lines = vec![format!(

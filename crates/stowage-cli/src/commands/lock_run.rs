@@ -142,21 +142,6 @@ fn spawn(command: &[String], lease: &Lease) -> std::io::Result<Supervised> {
 
 /// Reports a signal that ended `lock run`, and returns 128 + its number.
 fn interrupted(out: Output, signal: Received, what: &str) -> ExitCode {
-    let code = 128 + signal.number;
     let message = format!("interrupted by {} {what}", signal.name);
-    match out {
-        Output::Text => eprintln!("error: {message}"),
-        Output::Json => eprintln!(
-            "{}",
-            serde_json::json!({
-                "error": {
-                    "code": "interrupted",
-                    "signal": signal.name,
-                    "message": message,
-                    "exit_code": code,
-                }
-            })
-        ),
-    }
-    ExitCode::from(code as u8)
+    crate::signals::report_handled(signal, &message, out)
 }

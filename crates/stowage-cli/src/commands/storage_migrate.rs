@@ -199,7 +199,6 @@ pub async fn run(
 
 /// Says that a signal stopped the run, and returns 128 + its number.
 fn interrupted(report: &MigrateReport, s: Received, out: Output) -> ExitCode {
-    let code = 128 + s.number;
     let message = format!(
         "interrupted by {} during `stowage storage migrate`: {} of {} documents done, {} not \
          started; every write is whole; run the same command again to finish",
@@ -208,21 +207,7 @@ fn interrupted(report: &MigrateReport, s: Received, out: Output) -> ExitCode {
         report.documents,
         report.not_started
     );
-    match out {
-        Output::Text => eprintln!("error: {message}"),
-        Output::Json => eprintln!(
-            "{}",
-            serde_json::json!({
-                "error": {
-                    "code": "interrupted",
-                    "signal": s.name,
-                    "message": message,
-                    "exit_code": code,
-                }
-            })
-        ),
-    }
-    ExitCode::from(code as u8)
+    crate::signals::report_handled(s, &message, out)
 }
 
 fn print(report: &MigrateReport, elapsed: Duration, out: Output) {
