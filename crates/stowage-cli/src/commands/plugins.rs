@@ -58,6 +58,7 @@ async fn probe(name: &str, path: &Path) -> Row {
         program: path.to_path_buf(),
         args: Vec::new(),
         env: Default::default(),
+        ..Default::default()
     };
     let outcome = stowage_host::describe_plugin(&command, PROBE_TIMEOUT)
         .await
