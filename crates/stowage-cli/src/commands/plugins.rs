@@ -91,7 +91,7 @@ async fn probe(name: &str, path: &Path) -> Row {
     Row {
         name: name.to_owned(),
         path: path.to_path_buf(),
-        sha256: super::plugins_install::digest_of(&path.to_path_buf()),
+        sha256: super::plugins_install::digest_of(path),
         outcome,
     }
 }

@@ -12,7 +12,7 @@
 
 use std::io::{IsTerminal as _, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -379,7 +379,7 @@ pub fn uninstall(config: &Config, name: String, out: Output) -> CmdResult {
 }
 
 /// The SHA-256 of a plugin binary, for `plugins list` and `show`.
-pub fn digest_of(path: &PathBuf) -> Option<Sha256Digest> {
+pub fn digest_of(path: &Path) -> Option<Sha256Digest> {
     Sha256Digest::of_file(path).ok()
 }
 
