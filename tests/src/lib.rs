@@ -41,6 +41,7 @@ pub fn plugin_command(
         program: program.into(),
         args: args.iter().map(|a| a.to_string()).collect(),
         env,
+        ..Default::default()
     }
 }
 

@@ -14,8 +14,11 @@
 //! - config `read-only = true`: secrets with only `secrets.resolve`, storage with only `storage.get`.
 //! - config `pid-file = PATH`: the plugin appends its pid there when configured, and the pid
 //!   of the grandchild it starts when it hangs, so tests can check that both are gone.
-//! - config `env-file = PATH`: the plugin writes there the environment the host gave it
-//!   about itself (`STOWAGE_HOME`, `STOWAGE_PLUGIN_DATA_DIR`, `STOWAGE_HOST_PID`).
+//! - config `env-file = PATH`: the plugin writes there its whole environment, one sorted
+//!   `NAME=VALUE` line per variable (what the host gave it: `STOWAGE_HOME`, …, and what
+//!   it inherited).
+//! - config `crash-echo-env = VAR`: with `fault = "crash-on-call"`, the plugin writes the
+//!   value of `$VAR` to stderr before crashing (a plugin that leaks its credential).
 //! - config `calls-file = PATH`: every secrets `resolve` call appends `resolve N` (N keys)
 //!   there, so tests can count batch calls.
 //! - config `barrier-mark = PATH` and `barrier-wait = PATH`: a secrets `resolve` creates
@@ -37,6 +40,9 @@ use stowage_plugin::{
     SecretPage, SecretRef, Secrets, Storage, async_trait, paging, versions,
 };
 
+/// What `crash-echo-env` names, printed to stderr by a crash.
+static CRASH_ECHO: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum CallFault {
     None,
@@ -49,14 +55,15 @@ enum CallFault {
 
 fn call_fault(config: &PluginConfig) -> Result<CallFault, PluginError> {
     if let Some(path) = config.get_str("env-file") {
-        // What the host told us about itself, for the tests that check it.
-        let vars = [
-            "STOWAGE_HOME",
-            "STOWAGE_PLUGIN_DATA_DIR",
-            "STOWAGE_HOST_PID",
-        ]
-        .map(|k| format!("{k}={}\n", std::env::var(k).unwrap_or_default()));
+        // The whole environment, for the tests that check what the host passes on.
+        let mut vars: Vec<String> = std::env::vars_os()
+            .map(|(k, v)| format!("{}={}\n", k.to_string_lossy(), v.to_string_lossy()))
+            .collect();
+        vars.sort();
         let _ = std::fs::write(path, vars.concat());
+    }
+    if let Some(var) = config.get_str("crash-echo-env") {
+        let _ = CRASH_ECHO.set(std::env::var(var).unwrap_or_default());
     }
     if let Some(path) = config.get_str("pid-file") {
         PID_FILE.get_or_init(|| path.to_owned());
@@ -87,6 +94,10 @@ async fn inject(fault: CallFault) {
     match fault {
         CallFault::None => {}
         CallFault::Crash => {
+            if let Some(value) = CRASH_ECHO.get() {
+                eprintln!("testkit: my credential is {value}");
+                eprintln!("{{\"level\":\"error\",\"message\":\"auth failed with {value}\"}}");
+            }
             eprintln!("testkit: about to crash on purpose");
             std::process::exit(101);
         }

@@ -15,6 +15,7 @@ async fn the_host_asks_a_plugin_which_keys_are_sensitive() {
         program: TESTKIT.into(),
         args: Vec::new(),
         env: Default::default(),
+        ..Default::default()
     };
     let keys =
         stowage_host::plugin_sensitive_config_keys(&command, std::time::Duration::from_secs(10))

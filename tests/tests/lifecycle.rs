@@ -506,6 +506,7 @@ async fn describe_needs_no_config() {
         program: Path::new(TESTKIT).to_path_buf(),
         args: vec!["--codec".into(), "json".into()],
         env: Default::default(),
+        ..Default::default()
     };
     let (info, handshake) = stowage_host::describe_plugin(&command, Duration::from_secs(10))
         .await

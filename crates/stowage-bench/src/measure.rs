@@ -181,6 +181,16 @@ impl Report {
                 |r| r >= 1.0,
             );
         }
+        let pinned = self
+            .median("short-lived storage.get (bincode, pinned sha256)")
+            .zip(self.median("short-lived storage.get (bincode)"))
+            .map(|(a, b)| a / b);
+        self.ratio(
+            "short-lived storage.get, pinned / unpinned (bincode)",
+            pinned,
+            "≤ 1.1",
+            |r| r <= 1.1,
+        );
         let batch = self
             .median("resolve batch of 100 (bincode)")
             .zip(self.median("resolve batch of 1 (bincode)"))

@@ -15,6 +15,17 @@ fn stowage(bin_dir: &Path, codec: &str, keep_alive: bool) -> Stowage {
 }
 
 fn stowage_with(testkit: &Path, codec: &str, keep_alive: bool) -> Stowage {
+    stowage_pinned(testkit, codec, keep_alive, None)
+}
+
+/// With `pin`, both backends carry `sha256 = "…"`: every start verifies the binary and
+/// runs the sealed copy of the verified bytes.
+fn stowage_pinned(
+    testkit: &Path,
+    codec: &str,
+    keep_alive: bool,
+    pin: Option<stowage_host::Sha256Digest>,
+) -> Stowage {
     assert!(
         testkit.is_file(),
         "{} is missing: build it in release first",
@@ -24,6 +35,10 @@ fn stowage_with(testkit: &Path, codec: &str, keep_alive: bool) -> Stowage {
         "keep-alive = \"60s\"\n"
     } else {
         ""
+    };
+    let keep = match pin {
+        Some(d) => format!("{keep}sha256 = \"{d}\"\n"),
+        None => keep.to_owned(),
     };
     let text = format!(
         "[storage.b]\npath = \"{p}\"\nargs = [\"--codec\", \"{codec}\"]\n{keep}\n[secrets.b]\npath = \"{p}\"\nargs = [\"--codec\", \"{codec}\"]\n{keep}",
@@ -48,6 +63,31 @@ pub async fn run(bin_dir: &Path, scale: usize, report: &mut Report) {
         .await;
         report.add(
             "short-lived storage.get (bincode, static plugin binary)",
+            samples,
+        );
+    }
+    {
+        // Pinned (`sha256`): the same short-lived operation, verified and run from the
+        // sealed copy; and what the first start in a process pays, hashing the binary.
+        let testkit = bin_dir.join("stowage-plugin-testkit");
+        let digest = stowage_host::Sha256Digest::of_file(&testkit).expect("hash the testkit");
+        let s = stowage_pinned(&testkit, "bincode", false, Some(digest));
+        let storage = s.storage(Some("b")).unwrap();
+        let samples = sample_async(300 / scale, 20, || async {
+            let e = storage
+                .get(&key)
+                .await
+                .expect_err("an empty in-memory store");
+            assert_eq!(e.code(), ErrorCode::NotFound, "{e}");
+        })
+        .await;
+        report.add("short-lived storage.get (bincode, pinned sha256)", samples);
+        let samples = sample_async(100 / scale, 5, || async {
+            stowage_host::Sha256Digest::of_file(&testkit).unwrap();
+        })
+        .await;
+        report.add(
+            "SHA-256 of the testkit binary (a pin's first start in a process)",
             samples,
         );
     }

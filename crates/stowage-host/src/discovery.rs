@@ -42,6 +42,16 @@ pub fn find_plugin(config: &Config, backend: &str, name: &str) -> Result<PathBuf
         })
 }
 
+/// The content-addressed store of installed plugins: `$STOWAGE_HOME/plugins/.store`.
+pub fn store_dir(config: &Config) -> PathBuf {
+    config.plugin_dir().join(".store")
+}
+
+/// Where `stowage plugins install` keeps the binary of `digest`: `.store/sha256-HEX`.
+pub fn store_path(config: &Config, digest: &crate::pin::Sha256Digest) -> PathBuf {
+    store_dir(config).join(format!("sha256-{digest}"))
+}
+
 /// Resolves what a user typed to name a plugin: a path (anything with a `/`), whose name is
 /// its file name, or a plugin name (`blob` or `stowage-plugin-blob`) found as
 /// [`find_plugin`] does. Returns (name, binary).
@@ -61,6 +71,26 @@ pub fn locate_plugin(config: &Config, target: &str) -> Result<(String, PathBuf)>
 /// The program a plugin backend runs, or an error saying where it looked.
 pub fn program_for(config: &Config, spec: &BackendSpec) -> Result<PathBuf> {
     match &spec.kind {
+        // A pinned plugin is never taken from PATH: only from Stowage's own directory, by
+        // its content address first (what `stowage plugins install` wrote), then by name.
+        BackendKind::Plugin(name) if spec.sha256.is_some() => {
+            let dir = config.plugin_dir();
+            let digest = spec.sha256.expect("checked");
+            let binary = format!("{BINARY_PREFIX}{name}");
+            [store_path(config, &digest), dir.join(&binary)]
+                .into_iter()
+                .find(|p| is_executable(p))
+                .ok_or_else(|| Error::PluginNotRunnable {
+                    backend: spec.name.clone(),
+                    program: dir.join(&binary).display().to_string(),
+                    message: format!(
+                        "it is pinned (sha256 = \"{digest}\") and not installed in {}; a pinned \
+                         plugin is never taken from PATH. Install it with `stowage plugins \
+                         install SOURCE --name {name} --sha256 {digest}`",
+                        dir.display()
+                    ),
+                })
+        }
         BackendKind::Plugin(name) => find_plugin(config, &spec.name, name),
         BackendKind::Path(path) => {
             // Present but unrunnable (a directory, no exec bit, writable by others) is

@@ -38,15 +38,27 @@ pub(crate) fn check_program(program: &Path) -> Result<(), String> {
             mode & 0o7777
         ));
     }
-    let dir = program
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf));
-    if let Some(dir) = dir
-        && let Ok(d) = std::fs::metadata(&dir)
+    // Every directory on the way to the binary, both as named (where a link such as
+    // `plugins/stowage-plugin-x` sits) and once links are resolved: whoever can write one of
+    // them can rename the binary, or a directory above it, away and put their own in place.
+    // A sticky world-writable directory (/tmp) stops others replacing what they do not own.
+    let mut dirs: Vec<std::path::PathBuf> = Vec::new();
+    let named = std::path::absolute(program).unwrap_or_else(|_| program.to_path_buf());
+    for start in [Some(named), program.canonicalize().ok()]
+        .into_iter()
+        .flatten()
     {
+        for dir in start.ancestors().skip(1) {
+            if !dirs.iter().any(|d| d == dir) {
+                dirs.push(dir.to_path_buf());
+            }
+        }
+    }
+    for dir in dirs {
+        let Ok(d) = std::fs::metadata(&dir) else {
+            continue;
+        };
         let dmode = d.permissions().mode();
-        // A sticky world-writable directory (/tmp) stops others replacing files they do not own.
         if dmode & 0o002 != 0 && dmode & 0o1000 == 0 {
             return Err(format!(
                 "{shown} lies in {}, which any user can write (mode {:o}), so anyone could replace \
@@ -123,6 +135,34 @@ mod tests {
         let e = check_program(&p).unwrap_err();
         assert!(e.contains("any user can write"), "{e}");
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+
+    #[test]
+    fn a_writable_directory_further_up_or_behind_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let up = d.join("up");
+        let store = up.join("store");
+        std::fs::create_dir_all(&store).unwrap();
+        let real = file(&store, "bin", "x", 0o555);
+        let links = d.join("links");
+        std::fs::create_dir(&links).unwrap();
+        let link = links.join("stowage-plugin-x");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(check_program(&link).is_ok());
+        // Two levels above the binary.
+        std::fs::set_permissions(&up, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = check_program(&link).unwrap_err();
+        assert!(
+            e.contains(&up.display().to_string()) && e.contains("chmod o-w"),
+            "{e}"
+        );
+        std::fs::set_permissions(&up, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // The directory holding the link.
+        std::fs::set_permissions(&links, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = check_program(&link).unwrap_err();
+        assert!(e.contains(&links.display().to_string()), "{e}");
+        std::fs::set_permissions(&links, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     #[test]

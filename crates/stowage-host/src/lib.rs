@@ -36,6 +36,8 @@ mod launcher;
 pub mod lease;
 pub mod limits;
 pub mod migrate;
+pub mod pin;
+pub mod plugin_env;
 mod process;
 pub mod redact;
 pub mod retry;
@@ -50,6 +52,8 @@ pub use backend::{InProcess, SecretsBackend, StorageBackend};
 pub use config::{BackendKind, BackendSpec, BuiltinKind, Config, ConfigSource};
 pub use error::{ConfigError, Error, Result};
 pub use handle::{PluginOptions, SecretsHandle, StorageHandle};
+pub use pin::Sha256Digest;
+pub use plugin_env::EnvInherit;
 pub use process::{EXIT_GRACE, PluginCommand};
 pub use stowage_protocol as protocol;
 use stowage_protocol::Role;
@@ -191,6 +195,11 @@ impl Stowage {
             program,
             args: spec.args.clone(),
             env,
+            inherit: match &spec.env_allow {
+                Some(names) => EnvInherit::Only(names.clone()),
+                None => EnvInherit::AllButStowage,
+            },
+            sha256: spec.sha256,
         })
     }
 

@@ -19,6 +19,8 @@ use tokio::process::{Child, Command};
 use crate::client::HostClient;
 use crate::error::{Error, Result};
 use crate::groups::{self, GroupGuard, kill_group};
+use crate::pin::Sha256Digest;
+use crate::plugin_env::EnvInherit;
 use crate::stderr::StderrLog;
 use crate::transport::{CheckedTransport, StreamError};
 
@@ -27,7 +29,7 @@ pub use stowage_protocol::EXIT_GRACE;
 const STDERR_DRAIN: Duration = Duration::from_millis(300);
 
 /// What to run for a backend.
-#[derive(Clone, Debug)]
+#[derive(Clone, Default)]
 pub struct PluginCommand {
     /// The backend's name, for messages and log tags.
     pub backend: String,
@@ -37,6 +39,25 @@ pub struct PluginCommand {
     pub args: Vec<String>,
     /// Extra environment (values never logged).
     pub env: BTreeMap<String, String>,
+    /// Which of the host's variables the plugin inherits (default: all but `STOWAGE_*`).
+    pub inherit: EnvInherit,
+    /// The SHA-256 the binary must have (`sha256` in the config). A pinned plugin is run
+    /// from a sealed copy of the bytes that were verified (see `pin`).
+    pub sha256: Option<Sha256Digest>,
+}
+
+// `env` values are credentials more often than not: only their names are shown.
+impl std::fmt::Debug for PluginCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginCommand")
+            .field("backend", &self.backend)
+            .field("program", &self.program)
+            .field("args", &self.args.len())
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("inherit", &self.inherit)
+            .field("sha256", &self.sha256)
+            .finish()
+    }
 }
 
 /// A running plugin that has completed the handshake and `configure`.
@@ -78,7 +99,32 @@ impl PluginProcess {
                 message,
             });
         }
-        let mut cmd = Command::new(&command.program);
+        let verified =
+            match &command.sha256 {
+                None => None,
+                Some(pin) => Some(crate::pin::verify(&command.program, pin).map_err(
+                    |message| Error::PluginNotRunnable {
+                        backend: command.backend.clone(),
+                        program: program.clone(),
+                        message,
+                    },
+                )?),
+            };
+        let mut cmd = match &verified {
+            // The sealed copy; argv[0] stays the binary's path.
+            Some(v) => {
+                let mut cmd = Command::new(v.exec_path());
+                cmd.arg0(&command.program);
+                cmd
+            }
+            None => Command::new(&command.program),
+        };
+        cmd.env_clear();
+        for (name, value) in std::env::vars_os() {
+            if command.inherit.allows(&name) {
+                cmd.env(name, value);
+            }
+        }
         cmd.args(&command.args)
             .envs(&command.env)
             .env(handshake::COOKIE_ENV, handshake::COOKIE_VALUE)
@@ -103,9 +149,11 @@ impl PluginProcess {
         let group = groups::register(pid, &command.backend);
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
+        drop(verified);
         let stderr = StderrLog::forward(
             command.backend.clone(),
             child.stderr.take().expect("piped stderr"),
+            scrub_values(command),
         );
         tracing::debug!(backend = %command.backend, pid, program = %program, "plugin started");
 
@@ -462,6 +510,22 @@ fn quote(bytes: &[u8]) -> String {
     } else {
         format!("\"{shown}\"")
     }
+}
+
+/// What is scrubbed from the plugin's stderr before it is logged or shown: the values of
+/// the backend's `env` (credentials, typically), at least 4 characters long.
+fn scrub_values(command: &PluginCommand) -> Vec<String> {
+    let mut values: Vec<String> = command
+        .env
+        .iter()
+        .filter(|(k, _)| k.as_str() != handshake::HOME_ENV && k.as_str() != handshake::DATA_DIR_ENV)
+        .map(|(_, v)| v.clone())
+        .filter(|v| v.chars().count() >= 4)
+        .collect();
+    // Longest first, so that a value containing another is replaced whole.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    values.dedup();
+    values
 }
 
 fn plugin_log_filter() -> String {

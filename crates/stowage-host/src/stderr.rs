@@ -23,8 +23,13 @@ pub struct StderrLog {
 }
 
 impl StderrLog {
-    /// Starts forwarding `stderr` of the plugin serving `backend`.
-    pub fn forward(backend: String, stderr: impl AsyncRead + Unpin + Send + 'static) -> Self {
+    /// Starts forwarding `stderr` of the plugin serving `backend`, with every occurrence of
+    /// a `scrub` value replaced by `<redacted>` before the line is logged or kept.
+    pub fn forward(
+        backend: String,
+        stderr: impl AsyncRead + Unpin + Send + 'static,
+        scrub: Vec<String>,
+    ) -> Self {
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
         let (closed_tx, closed) = watch::channel(false);
         let sink = tail.clone();
@@ -38,7 +43,10 @@ impl StderrLog {
                     Ok(Some(cut)) => {
                         let line = String::from_utf8_lossy(&buf);
                         let line = line.trim_end_matches(['\n', '\r']);
-                        let mut line: String = line.chars().take(MAX_LINE_CHARS).collect();
+                        let mut line = scrubbed(line, &scrub);
+                        if line.chars().count() > MAX_LINE_CHARS {
+                            line = line.chars().take(MAX_LINE_CHARS).collect();
+                        }
                         if cut {
                             line.push_str(" …(line cut)");
                         }
@@ -73,6 +81,17 @@ impl StderrLog {
         let _ = tokio::time::timeout(wait, closed.wait_for(|c| *c)).await;
         self.tail()
     }
+}
+
+/// `line` with every `scrub` value replaced by `<redacted>`.
+fn scrubbed(line: &str, scrub: &[String]) -> String {
+    let mut line = line.to_owned();
+    for value in scrub {
+        if line.contains(value.as_str()) {
+            line = line.replace(value.as_str(), "<redacted>");
+        }
+    }
+    line
 }
 
 /// Reads one line into `buf`, keeping at most [`MAX_LINE_BYTES`] of it. `None` at EOF;

@@ -124,6 +124,7 @@ pub async fn run(
             program: path.clone(),
             args: Vec::new(),
             env: Default::default(),
+            ..Default::default()
         };
         let (info, _) = stowage_host::describe_plugin(&command, DESCRIBE_TIMEOUT).await?;
         let caps = stowage_conformance::parse_capabilities(&info.capabilities);

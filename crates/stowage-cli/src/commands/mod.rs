@@ -8,6 +8,7 @@ pub mod installations;
 pub mod lock;
 mod lock_run;
 pub mod plugins;
+mod plugins_install;
 pub mod secrets;
 pub mod sets;
 mod sets_edit;

@@ -18,6 +18,30 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum PluginsCommand {
     /// Find every stowage-plugin-* binary and ask each what it is.
     List,
+    /// Install a plugin binary from a local file or an https:// URL into
+    /// $STOWAGE_HOME/plugins, content-addressed and read-only.
+    ///
+    /// The binary is verified (--sha256; required for a URL), must answer the handshake,
+    /// and is stored as plugins/.store/sha256-HEX (mode 0555) with a link
+    /// plugins/stowage-plugin-NAME to it. Prints the `sha256` line that pins it.
+    Install {
+        /// A local file, or an https:// URL (http:// only to 127.0.0.1).
+        source: String,
+        /// The plugin name (default: the name the plugin gives itself).
+        #[arg(long)]
+        name: Option<String>,
+        /// The expected SHA-256 (64 hex digits); required for a URL.
+        #[arg(long)]
+        sha256: Option<String>,
+        /// Replace a stowage-plugin-NAME that was not installed by this command.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove a plugin installed with `plugins install` (its store object too, once unused).
+    Uninstall {
+        /// The plugin name.
+        name: String,
+    },
     /// Describe one plugin, by configured backend name, plugin name (`blob`) or path.
     Show {
         /// A backend name from the config, a plugin name, or a path to a plugin binary.
@@ -49,6 +73,7 @@ fn parse_role(s: &str) -> Result<Role, String> {
 struct Row {
     name: String,
     path: PathBuf,
+    sha256: Option<stowage_host::Sha256Digest>,
     outcome: Result<(stowage_host::protocol::PluginInfo, String), Error>,
 }
 
@@ -58,6 +83,7 @@ async fn probe(name: &str, path: &Path) -> Row {
         program: path.to_path_buf(),
         args: Vec::new(),
         env: Default::default(),
+        ..Default::default()
     };
     let outcome = stowage_host::describe_plugin(&command, PROBE_TIMEOUT)
         .await
@@ -65,20 +91,32 @@ async fn probe(name: &str, path: &Path) -> Row {
     Row {
         name: name.to_owned(),
         path: path.to_path_buf(),
+        sha256: super::plugins_install::digest_of(path),
         outcome,
     }
+}
+
+/// The first 16 hex digits of a binary's SHA-256 (the full one: `--output json`, `show`).
+fn short_digest(row: &Row) -> String {
+    row.sha256
+        .map(|d| d.to_string()[..16].to_owned())
+        .unwrap_or_else(|| "-".into())
 }
 
 fn row_json(row: &Row) -> serde_json::Value {
     match &row.outcome {
         Ok((info, codec)) => serde_json::json!({
             "plugin": row.name, "path": row.path, "ok": true,
+            "sha256": row.sha256.map(|d| d.to_string()),
             "name": info.name, "version": info.version,
             "protocol": info.protocol_version, "codec": codec,
             "capabilities": info.capabilities,
         }),
         Err(e) => {
-            serde_json::json!({ "plugin": row.name, "path": row.path, "ok": false, "error": e.to_string() })
+            serde_json::json!({
+                "plugin": row.name, "path": row.path, "ok": false,
+                "sha256": row.sha256.map(|d| d.to_string()), "error": e.to_string(),
+            })
         }
     }
 }
@@ -92,6 +130,17 @@ pub async fn run(cmd: PluginsCommand, stowage: &Stowage, out: Output) -> CmdResu
             config: config_args,
         } => {
             return super::conformance::run(target, only, config_args, stowage, out).await;
+        }
+        PluginsCommand::Install {
+            source,
+            name,
+            sha256,
+            force,
+        } => {
+            return super::plugins_install::install(config, source, name, sha256, force, out).await;
+        }
+        PluginsCommand::Uninstall { name } => {
+            return super::plugins_install::uninstall(config, name, out);
         }
         PluginsCommand::List => {
             let installed = discovery::installed_plugins(config);
@@ -141,6 +190,7 @@ pub async fn run(cmd: PluginsCommand, stowage: &Stowage, out: Output) -> CmdResu
                                 info.version.clone(),
                                 format!("{} ({codec})", info.protocol_version),
                                 info.capabilities.join(","),
+                                short_digest(r),
                                 r.path.display().to_string(),
                             ],
                             Err(e) => vec![
@@ -151,13 +201,21 @@ pub async fn run(cmd: PluginsCommand, stowage: &Stowage, out: Output) -> CmdResu
                                     "ERROR: {}",
                                     e.to_string().lines().next().unwrap_or_default()
                                 ),
+                                short_digest(r),
                                 r.path.display().to_string(),
                             ],
                         })
                         .collect();
                     if !table.is_empty() {
                         output::table(
-                            &["PLUGIN", "VERSION", "PROTOCOL", "CAPABILITIES", "PATH"],
+                            &[
+                                "PLUGIN",
+                                "VERSION",
+                                "PROTOCOL",
+                                "CAPABILITIES",
+                                "SHA256",
+                                "PATH",
+                            ],
                             &table,
                         );
                     }
@@ -218,6 +276,9 @@ pub async fn run(cmd: PluginsCommand, stowage: &Stowage, out: Output) -> CmdResu
                         crate::outln!("version:      {}", info.version);
                         crate::outln!("protocol:     {} ({codec})", info.protocol_version);
                         crate::outln!("path:         {}", row.path.display());
+                        if let Some(d) = row.sha256 {
+                            crate::outln!("sha256:       {d}");
+                        }
                         crate::outln!("capabilities: {}", info.capabilities.join(", "));
                         crate::outln!(
                             "used by:      {}",

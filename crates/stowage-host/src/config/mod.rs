@@ -126,6 +126,12 @@ pub struct BackendSpec {
     pub retries: u32,
     /// The `config` table with `${env:VAR}` expanded, handed to the backend.
     pub settings: BackendSettings,
+    /// `env-allow`: the only host variables the plugin inherits (names, or patterns with
+    /// one `*`); `None` passes everything but `STOWAGE_*`.
+    pub env_allow: Option<Vec<String>>,
+    /// `sha256`: the digest the plugin binary must have. A pinned `plugin = NAME` is looked
+    /// for only in `$STOWAGE_HOME/plugins`, never on `PATH`.
+    pub sha256: Option<crate::pin::Sha256Digest>,
 }
 
 // Hand-written so that `env` values (often credentials) never reach a log line.
@@ -141,6 +147,8 @@ impl fmt::Debug for BackendSpec {
             .field("keep_alive", &self.keep_alive)
             .field("retries", &self.retries)
             .field("settings", &self.settings)
+            .field("env_allow", &self.env_allow)
+            .field("sha256", &self.sha256)
             .finish()
     }
 }
@@ -157,6 +165,8 @@ impl BackendSpec {
             keep_alive: None,
             retries: DEFAULT_RETRIES,
             settings: BackendSettings::default(),
+            env_allow: None,
+            sha256: None,
         }
     }
 }
@@ -361,6 +371,8 @@ struct RawBackend {
     retries: Option<Spanned<u32>>,
     #[serde(default)]
     config: toml::Table,
+    env_allow: Option<Spanned<Vec<Spanned<String>>>>,
+    sha256: Option<Spanned<String>>,
 }
 
 fn build_backend(
@@ -489,6 +501,51 @@ fn build_backend(
         .iter()
         .map(|(k, v)| Ok((k.clone(), expand(&format!("env.{k}"), v)?)))
         .collect::<Result<BTreeMap<_, _>>>()?;
+    let env_allow = match raw.env_allow {
+        None => None,
+        Some(list) => {
+            let mut names = Vec::new();
+            for item in list.into_inner() {
+                if let Err(message) = crate::plugin_env::check_pattern(item.get_ref()) {
+                    return Err(locate.error(
+                        Some(item.span().start),
+                        Some(format!("{section}.env-allow")),
+                        message,
+                    ));
+                }
+                names.push(item.into_inner());
+            }
+            Some(names)
+        }
+    };
+    let sha256 = match raw.sha256 {
+        None => None,
+        Some(value) => {
+            let fail = |message: String| {
+                locate.error(
+                    Some(value.span().start),
+                    Some(format!("{section}.sha256")),
+                    message,
+                )
+            };
+            if matches!(kind, BackendKind::Builtin(_)) {
+                return Err(fail(
+                    "a built-in backend has no binary to pin; remove `sha256`".into(),
+                ));
+            }
+            let text = value.get_ref();
+            let hex = text.strip_prefix("sha256:").unwrap_or(text);
+            match crate::pin::Sha256Digest::parse(hex) {
+                Some(d) => Some(d),
+                None => {
+                    return Err(fail(format!(
+                        "'{text}' is not a SHA-256 digest: write its 64 hex digits (as printed \
+                         by `sha256sum FILE` or `stowage plugins install`)"
+                    )));
+                }
+            }
+        }
+    };
     let mut settings = expand_table(&raw.config, "config", &expand)?;
     if matches!(kind, BackendKind::Builtin(_)) {
         resolve_builtin_root(locate, &section, &mut settings, base_dir, at)?;
@@ -504,6 +561,8 @@ fn build_backend(
         keep_alive,
         retries,
         settings: BackendSettings(settings),
+        env_allow,
+        sha256,
     })
 }
 

@@ -159,3 +159,39 @@ fn relative_paths_resolve_against_the_config_file() {
         BackendKind::Path(PathBuf::from("/etc/bin/p"))
     );
 }
+
+#[test]
+fn pins_and_env_allow_are_validated_with_line_and_key() {
+    let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    let c = parse(&format!(
+        "[storage.t]\nplugin = \"blob\"\nsha256 = \"{}\"\nenv-allow = [\"AWS_*\", \"HOME\"]\n",
+        hex.to_uppercase()
+    ))
+    .unwrap();
+    let b = c.backend(Role::Storage, Some("t")).unwrap();
+    assert_eq!(b.sha256.unwrap().to_string(), hex);
+    assert_eq!(
+        b.env_allow.as_deref(),
+        Some(&["AWS_*".to_owned(), "HOME".to_owned()][..])
+    );
+
+    let e = config_error("[storage.t]\nplugin = \"blob\"\nsha256 = \"abc\"\n");
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(3), Some("storage.t.sha256"))
+    );
+    assert!(e.message.contains("64 hex digits"), "{}", e.message);
+
+    let e = config_error(&format!(
+        "[storage.t]\nbuiltin = \"filesystem\"\nsha256 = \"{hex}\"\n"
+    ));
+    assert_eq!(e.key.as_deref(), Some("storage.t.sha256"));
+    assert!(e.message.contains("built-in"), "{}", e.message);
+
+    let e = config_error("[secrets.t]\nplugin = \"x\"\n\nenv-allow = [\"HOME\",\n  \"A-B\"]\n");
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(5), Some("secrets.t.env-allow"))
+    );
+    assert!(e.message.contains("A-B"), "{}", e.message);
+}

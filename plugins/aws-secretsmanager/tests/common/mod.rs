@@ -56,6 +56,7 @@ pub fn command(env: BTreeMap<String, String>) -> PluginCommand {
         program: PLUGIN.into(),
         args: Vec::new(),
         env,
+        ..Default::default()
     }
 }
 
