@@ -8,7 +8,7 @@
 //! Faults for tests, chosen by argument (before the handshake) or by config `fault`:
 //! - `--fault exit-before-handshake | garbage-handshake | wrong-version | garbage-frames | slow-start`
 //!   `| wrong-answer | exit-after-handshake | close-stdin | wrong-id | huge-frame`
-//!   `| stdout-flood | truncated-frame`
+//!   `| stdout-flood | truncated-frame | truncated-header`
 //! - `--codec json|bincode`
 //! - config `fault = "crash-on-call" | "hang-on-call" | "block-on-call" | "stdout-noise" |
 //!   "ignore-eof" | "stderr-flood" | "stderr-forever" | "leave-grandchild" | "setsid-daemon"`
@@ -572,15 +572,18 @@ fn raw_fault(fault: &str) -> Option<ExitCode> {
             while out.write_all(&chunk).is_ok() {}
             Some(ExitCode::from(0))
         }
-        "truncated-frame" => {
-            // Announces a 64-byte answer to the first request, sends 10 bytes of it, exits.
+        "truncated-frame" | "truncated-header" => {
+            // Announces a 64-byte answer to the first request, sends 10 bytes of it (or
+            // none), and exits.
             use std::io::Read as _;
             let _ = out.write_all(b"stowage-plugin 1 bincode\n");
             let _ = out.flush();
             let mut len = [0u8; 4];
             if std::io::stdin().lock().read_exact(&mut len).is_ok() {
                 let _ = out.write_all(&64u32.to_be_bytes());
-                let _ = out.write_all(&[0u8; 10]);
+                if fault == "truncated-frame" {
+                    let _ = out.write_all(&[0u8; 10]);
+                }
                 let _ = out.flush();
             }
             eprintln!("testkit: sent a truncated frame");

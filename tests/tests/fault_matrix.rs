@@ -265,6 +265,13 @@ fn a_truncated_frame() {
     run(raw("truncated-frame", Expect::Plugin("exited")));
 }
 
+/// A length header and then EOF: the framing takes it for a clean end of the stream (found
+/// by the `frame_decoder` fuzz target); the host still reports the plugin's exit.
+#[test]
+fn a_frame_header_without_payload() {
+    run(raw("truncated-header", Expect::Plugin("exited")));
+}
+
 #[test]
 fn invalid_codec_bytes() {
     run(raw("garbage-frames", Expect::Plugin("undecodable frame")));
