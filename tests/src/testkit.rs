@@ -151,6 +151,16 @@ async fn inject(fault: CallFault) {
                 .spawn()
             {
                 note_pid(child.id());
+                // Answer only once it has left our group, so that what the host does
+                // next meets a daemon that has really escaped (bounded: 10 s).
+                // SAFETY: getpgid reads another process's group id.
+                let own = unsafe { libc::getpgid(0) };
+                for _ in 0..1000 {
+                    if unsafe { libc::getpgid(child.id() as i32) } != own {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
             }
         }
         CallFault::StdoutNoise => {

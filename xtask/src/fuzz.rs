@@ -76,11 +76,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     let target_dir = target_dir();
     // The fuzz crate is a workspace of its own; `--target` keeps its instrumented build
-    // apart from the normal one (and build scripts and proc-macros uninstrumented).
+    // apart from the normal one (and build scripts and proc-macros uninstrumented). Not
+    // `--locked`: fuzz/Cargo.lock follows the workspace crates' dependencies, and a new
+    // one there must not break fuzzing until someone refreshes the lock file.
     let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     build
         .current_dir(root().join("fuzz"))
-        .args(["build", "--release", "--locked", "--target", TRIPLE])
+        .args(["build", "--release", "--target", TRIPLE])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("RUSTFLAGS", RUSTFLAGS);
     for name in &chosen {
