@@ -114,3 +114,65 @@ pub fn count_tagged(tag: &str) -> usize {
         })
         .count()
 }
+
+/// The live (non-zombie) descendants of this process: children, their children, and so
+/// on, found through the parent pid of every process in `/proc`. A process that was
+/// re-parented away (a daemon whose parent exited) is no longer among them.
+pub fn descendants() -> std::collections::BTreeSet<u32> {
+    let mut children: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        let Some(ppid) = fields.next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if state != "Z" && state != "X" {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut found = std::collections::BTreeSet::new();
+    let mut todo = vec![std::process::id()];
+    while let Some(pid) = todo.pop() {
+        for &child in children.get(&pid).map(Vec::as_slice).unwrap_or(&[]) {
+            if found.insert(child) {
+                todo.push(child);
+            }
+        }
+    }
+    found
+}
+
+/// Waits up to `within` until this process has no descendant outside `before`; returns
+/// the ones still there.
+pub fn wait_descendants_within(
+    before: &std::collections::BTreeSet<u32>,
+    within: Duration,
+) -> Vec<u32> {
+    let start = Instant::now();
+    loop {
+        let extra: Vec<u32> = descendants().difference(before).copied().collect();
+        if extra.is_empty() || start.elapsed() > within {
+            return extra;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How many file descriptors this process has open (`/proc/self/fd`).
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}

@@ -8,9 +8,10 @@
 //! Faults for tests, chosen by argument (before the handshake) or by config `fault`:
 //! - `--fault exit-before-handshake | garbage-handshake | wrong-version | garbage-frames | slow-start`
 //!   `| wrong-answer | exit-after-handshake | close-stdin | wrong-id | huge-frame`
+//!   `| stdout-flood | truncated-frame | truncated-header`
 //! - `--codec json|bincode`
 //! - config `fault = "crash-on-call" | "hang-on-call" | "block-on-call" | "stdout-noise" |
-//!   "ignore-eof" | "stderr-flood"`
+//!   "ignore-eof" | "stderr-flood" | "stderr-forever" | "leave-grandchild" | "setsid-daemon"`
 //! - config `read-only = true`: secrets with only `secrets.resolve`, storage with only `storage.get`.
 //! - config `pid-file = PATH`: the plugin appends its pid there when configured, and the pid
 //!   of the grandchild it starts when it hangs, so tests can check that both are gone.
@@ -51,6 +52,9 @@ enum CallFault {
     Block,
     StdoutNoise,
     StderrFlood,
+    StderrForever,
+    LeaveGrandchild,
+    SetsidDaemon,
 }
 
 fn call_fault(config: &PluginConfig) -> Result<CallFault, PluginError> {
@@ -76,6 +80,9 @@ fn call_fault(config: &PluginConfig) -> Result<CallFault, PluginError> {
         Some("block-on-call") => Ok(CallFault::Block),
         Some("stdout-noise") => Ok(CallFault::StdoutNoise),
         Some("stderr-flood") => Ok(CallFault::StderrFlood),
+        Some("stderr-forever") => Ok(CallFault::StderrForever),
+        Some("leave-grandchild") => Ok(CallFault::LeaveGrandchild),
+        Some("setsid-daemon") => Ok(CallFault::SetsidDaemon),
         Some(other) => Err(PluginError::invalid_argument(format!(
             "unknown fault {other:?}"
         ))),
@@ -126,6 +133,46 @@ async fn inject(fault: CallFault) {
                 }
             }
             let _ = err.write_all(b"\ntestkit: flood over\n");
+        }
+        CallFault::StderrForever => {
+            // Log lines without end, and never an answer: only the deadline stops it.
+            let mut err = std::io::stderr().lock();
+            while err
+                .write_all(b"testkit: still thinking about it, please wait\n")
+                .is_ok()
+            {}
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        CallFault::LeaveGrandchild => {
+            // A helper left running in the plugin's process group, then a normal answer
+            // (and a normal exit on EOF).
+            if let Ok(child) = std::process::Command::new("sleep")
+                .arg("300")
+                .stdin(std::process::Stdio::null())
+                .spawn()
+            {
+                note_pid(child.id());
+            }
+        }
+        CallFault::SetsidDaemon => {
+            // A daemon in a session (and process group) of its own: out of the host's reach.
+            if let Ok(child) = std::process::Command::new("setsid")
+                .args(["sleep", "300"])
+                .stdin(std::process::Stdio::null())
+                .spawn()
+            {
+                note_pid(child.id());
+                // Answer only once it has left our group, so that what the host does
+                // next meets a daemon that has really escaped (bounded: 10 s).
+                // SAFETY: getpgid reads another process's group id.
+                let own = unsafe { libc::getpgid(0) };
+                for _ in 0..1000 {
+                    if unsafe { libc::getpgid(child.id() as i32) } != own {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
         }
         CallFault::StdoutNoise => {
             println!("a chatty library printing to stdout");
@@ -535,6 +582,32 @@ fn raw_fault(fault: &str) -> Option<ExitCode> {
             // Configures properly, then answers the first call with a frame above the
             // 16 MiB limit, and exits as soon as the host hangs up.
             serve_raw(&mut out, |id| id, |n| (n > 0).then(|| vec![0u8; 20 << 20]));
+            Some(ExitCode::from(0))
+        }
+        "stdout-flood" => {
+            // Bytes on stdout without end: a frame header of the largest allowed length,
+            // then filler, until the host stops reading.
+            let _ = out.write_all(b"stowage-plugin 1 bincode\n");
+            let _ = out.write_all(&(stowage_plugin::protocol::MAX_FRAME_LEN as u32).to_be_bytes());
+            let chunk = vec![b'x'; 1 << 16];
+            while out.write_all(&chunk).is_ok() {}
+            Some(ExitCode::from(0))
+        }
+        "truncated-frame" | "truncated-header" => {
+            // Announces a 64-byte answer to the first request, sends 10 bytes of it (or
+            // none), and exits.
+            use std::io::Read as _;
+            let _ = out.write_all(b"stowage-plugin 1 bincode\n");
+            let _ = out.flush();
+            let mut len = [0u8; 4];
+            if std::io::stdin().lock().read_exact(&mut len).is_ok() {
+                let _ = out.write_all(&64u32.to_be_bytes());
+                if fault == "truncated-frame" {
+                    let _ = out.write_all(&[0u8; 10]);
+                }
+                let _ = out.flush();
+            }
+            eprintln!("testkit: sent a truncated frame");
             Some(ExitCode::from(0))
         }
         "slow-start" => {

@@ -6,10 +6,12 @@
 //!   the built-in backends and once through a real plugin process, printing every step.
 //! - `test`: the whole test suite with every setup step it needs (what CI runs).
 //! - `bench [--quick]`: release build, then `stowage-bench` (results in target/bench/).
+//! - `fuzz [TARGET…] [--time S]`: the libFuzzer targets of `fuzz/`, S seconds each.
 
 mod bench;
 mod demo;
 mod emulators;
+mod fuzz;
 mod install;
 mod test;
 
@@ -23,7 +25,8 @@ fn usage() -> ExitCode {
          install [--dir DIR] [--debug|--static]  build and install `stowage` and every plugin\n  \
          demo                            install into a temp prefix and show Stowage at work\n  \
          test                            run the whole test suite with its setup (what CI runs)\n  \
-         bench [--quick]                 release build, then measure the call path against the floor"
+         bench [--quick]                 release build, then measure the call path against the floor\n  \
+         fuzz [TARGET…] [--time S]       run the fuzz targets (libFuzzer, stable), S seconds each (60)"
     );
     ExitCode::from(2)
 }
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(),
         Some("test") => test::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         _ => return usage(),
     };
     match result {

@@ -134,7 +134,21 @@ impl Bundle {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| fail(None, format!("cannot read the bundle: {e}")))?;
-        let bundle: Bundle = serde_json::from_str(&text).map_err(|e| {
+        Self::parse(&text, Some(path))
+    }
+
+    /// Parses the text of a `bundle.json` (`path`, when it came from a file, is named in
+    /// the errors); a parameter or output whose definition is missing is a problem.
+    pub fn parse(text: &str, path: Option<&Path>) -> Result<Bundle, SetFileError> {
+        let fail = |line, message| SetFileError {
+            path: path.map(Path::to_owned),
+            problems: vec![Problem {
+                line,
+                entry: None,
+                message,
+            }],
+        };
+        let bundle: Bundle = serde_json::from_str(text).map_err(|e| {
             let message = e.to_string();
             let message = message
                 .find(" at line ")
@@ -149,7 +163,7 @@ impl Bundle {
             Ok(bundle)
         } else {
             Err(SetFileError {
-                path: Some(path.to_owned()),
+                path: path.map(Path::to_owned),
                 problems,
             })
         }

@@ -76,6 +76,27 @@ fn a_missing_definition_is_named() {
 }
 
 #[test]
+fn text_parses_like_the_file_and_errors_name_no_file() {
+    assert_eq!(Bundle::parse(BUNDLE, None).unwrap(), bundle());
+    let err = Bundle::parse(
+        "{\n \"parameters\": {\"p\": {\"definition\": \"x\"}}}",
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(err.path, None);
+    assert_eq!(
+        err.to_string(),
+        "parameter `p`: its definition `x` is not in `definitions`"
+    );
+    let err = Bundle::parse("{\n \"name\": 1\n}", None).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("line 2: not a valid bundle.json: invalid type: integer `1`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn invalid_json_gives_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bundle.json");

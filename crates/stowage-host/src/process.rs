@@ -400,6 +400,10 @@ impl PluginProcess {
         let mut child = self.child.lock().await;
         let waited = tokio::time::timeout(EXIT_GRACE, child.wait()).await;
         if waited.is_ok() {
+            // Whatever it left running in its group (a helper it never waited for) goes
+            // too. The group id cannot have been reused: a pid stays taken while a
+            // process group of that id has members, and with none the kill finds nothing.
+            kill_group(self.pid);
             self.group.release();
         }
         match waited {

@@ -57,11 +57,21 @@ impl Codec {
     }
 
     /// Decodes one frame payload.
+    ///
+    /// A `Deserialize` impl that panics on a value it cannot represent is an error here,
+    /// not a crash: tarpc turns a request's deadline (sent as the time left) into an
+    /// `Instant` by addition, which panics when the time left is absurdly large (found by
+    /// the codec fuzz targets). Frames are untrusted input on both sides.
     pub fn decode<T: for<'de> Deserialize<'de>>(self, payload: &[u8]) -> io::Result<T> {
-        match self {
+        let decode = || match self {
             Codec::Bincode => bincode_options().deserialize(payload).map_err(invalid_data),
             Codec::Json => serde_json::from_slice(payload).map_err(invalid_data),
-        }
+        };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|_| {
+            Err(invalid_data(
+                "a value out of range (a deadline too far in the future?)",
+            ))
+        })
     }
 }
 
@@ -169,6 +179,49 @@ mod tests {
         let err = t.next().await.unwrap().unwrap_err();
         assert!(err.to_string().contains("frame"), "{err}");
         drop(t.send("x".into()).await);
+    }
+
+    /// Found by the `frame_decoder` fuzz target: tokio-util's length codec consumes a
+    /// frame's header before its payload arrives, so a header alone at EOF ends the stream
+    /// like a clean close, while a header with part of its payload is an error. The host
+    /// does not rely on either: a plugin that closes its stdout mid-call is reported as
+    /// exited or broken (fault matrix `a_truncated_frame`, `a_frame_header_without_payload`).
+    #[tokio::test]
+    async fn a_frame_header_alone_at_eof_ends_the_stream_quietly() {
+        for (tail, errs) in [(&[][..], false), (&[1u8, 2, 3][..], true)] {
+            let (mut a, b) = tokio::io::duplex(64);
+            let mut t: Transport<_, String, String> = transport(b, Codec::Json);
+            a.write_all(&64u32.to_be_bytes()).await.unwrap();
+            a.write_all(tail).await.unwrap();
+            drop(a);
+            match t.next().await {
+                None => assert!(!errs, "a partial payload must be an error"),
+                Some(Err(e)) => assert!(errs, "a header alone: {e}"),
+                Some(Ok(item)) => panic!("a frame out of nothing: {item:?}"),
+            }
+        }
+    }
+
+    /// Found by the `codec_bincode` fuzz target: a request whose deadline is u64::MAX
+    /// seconds away made tarpc panic ("overflow when adding duration to instant") inside
+    /// decoding, taking the plugin's transport down. Now it is an undecodable frame.
+    #[test]
+    fn an_absurd_deadline_is_an_undecodable_frame_not_a_panic() {
+        use crate::service::StowagePluginRequest;
+        use tarpc::ClientMessage;
+        let bincode = [
+            0, 0, 0, 0, 0, 0xf9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 1, 0, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xf6, 0x32,
+        ];
+        let json = br#"{"Request":{"context":{"deadline":{"secs":18446744073709551615,"nanos":0},"trace_context":{"trace_id":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],"span_id":0,"sampling_decision":"Unsampled"}},"id":12,"message":{"Describe":{}}}}"#;
+        for (codec, payload) in [(Codec::Bincode, &bincode[..]), (Codec::Json, &json[..])] {
+            let err = codec
+                .decode::<ClientMessage<StowagePluginRequest>>(payload)
+                .map(|_| ())
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{codec}: {err}");
+            assert!(err.to_string().contains("out of range"), "{codec}: {err}");
+        }
     }
 
     #[test]
