@@ -6,6 +6,7 @@
 //! and die with it.
 
 pub mod emulators;
+pub mod porter;
 pub mod processes;
 
 use stowage_conformance::{CaseResult, Target};

@@ -283,7 +283,10 @@ impl PorterPlugin {
             .await);
         }
         if !handshake.cert.is_empty() {
-            return Err(failed("answered with a TLS certificate, but mTLS was not requested".into()).await);
+            return Err(failed(
+                "answered with a TLS certificate, but mTLS was not requested".into(),
+            )
+            .await);
         }
         let address = match handshake.network.as_str() {
             "unix" => Address::Unix(PathBuf::from(&handshake.address)),
@@ -432,10 +435,9 @@ impl PorterPlugin {
         key_value: &str,
         value: String,
     ) -> Result<(), PluginError> {
-        let mut client =
-            crate::proto::plugins::secrets_protocol_client::SecretsProtocolClient::new(
-                self.channel.clone(),
-            );
+        let mut client = crate::proto::plugins::secrets_protocol_client::SecretsProtocolClient::new(
+            self.channel.clone(),
+        );
         let request = CreateRequest {
             key_name: key_name.to_owned(),
             key_value: key_value.to_owned(),
@@ -454,7 +456,10 @@ impl PorterPlugin {
         // for the exit to show. One the plugin sent is its answer.
         use std::error::Error as _;
         let local = status.source().is_some()
-            || matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Cancelled);
+            || matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::Cancelled
+            );
         if let Some(dead) = self.death(method, local).await {
             return dead;
         }
@@ -552,7 +557,13 @@ pub fn code_for_text(message: &str) -> ErrorCode {
         ErrorCode::PermissionDenied
     } else if any(&["unauthorized", "unauthenticated", "authentication failed"]) {
         ErrorCode::Unauthenticated
-    } else if any(&["invalid key name", "invalid argument", "invalid name"]) {
+    } else if any(&[
+        "invalid key name",
+        "invalid argument",
+        "invalid name",
+        "name too long",
+        "too long",
+    ]) {
         ErrorCode::InvalidArgument
     } else if any(&["timeout", "timed out", "temporarily unavailable", "throttl"]) {
         ErrorCode::Unavailable
@@ -678,6 +689,10 @@ mod tests {
             assert_eq!(code_for_text(m), ErrorCode::NotFound, "{m}");
         }
         assert_eq!(code_for_text("boom"), ErrorCode::Internal);
+        assert_eq!(
+            code_for_text("open /x/6b6b…: file name too long"),
+            ErrorCode::InvalidArgument
+        );
         assert_eq!(
             code_for(&tonic::Status::not_found("x")),
             ErrorCode::NotFound

@@ -50,7 +50,10 @@ pub fn parse(line: &str) -> Line {
         .unwrap_or_default()
         .to_owned();
     for (key, value) in &map {
-        if matches!(key.as_str(), "@level" | "@message" | "@timestamp" | "@caller") {
+        if matches!(
+            key.as_str(),
+            "@level" | "@message" | "@timestamp" | "@caller"
+        ) {
             continue;
         }
         let value = match value {
@@ -185,7 +188,9 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339() {
-        let t = httpdate_like(std::time::Duration::from_secs(951_782_400) + std::time::Duration::from_micros(5));
+        let t = httpdate_like(
+            std::time::Duration::from_secs(951_782_400) + std::time::Duration::from_micros(5),
+        );
         assert_eq!(t, "2000-02-29T00:00:00.000005Z");
     }
 }

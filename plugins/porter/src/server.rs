@@ -52,9 +52,9 @@ impl StowageSecrets {
         let what = format!("Stowage backend '{backend}'");
         match e.code() {
             // Porter recognises a missing secret by its text.
-            ErrorCode::NotFound => Status::not_found(format!(
-                "secret '{key}' was not found in {what}"
-            )),
+            ErrorCode::NotFound => {
+                Status::not_found(format!("secret '{key}' was not found in {what}"))
+            }
             ErrorCode::InvalidArgument => Status::invalid_argument(format!("{what}: {e}")),
             ErrorCode::PermissionDenied => Status::permission_denied(format!("{what}: {e}")),
             ErrorCode::Unauthenticated => Status::unauthenticated(format!("{what}: {e}")),

@@ -163,11 +163,16 @@ fn run(key: &str) -> ExitCode {
 
     // Porter writes the plugin's config table to stdin and closes it.
     let mut input = Vec::new();
-    if let Err(e) = std::io::stdin().take(MAX_CONFIG + 1).read_to_end(&mut input) {
+    if let Err(e) = std::io::stdin()
+        .take(MAX_CONFIG + 1)
+        .read_to_end(&mut input)
+    {
         return fail(format!("cannot read the config from stdin: {e}"));
     }
     if input.len() as u64 > MAX_CONFIG {
-        return fail(format!("the config on stdin is larger than {MAX_CONFIG} bytes"));
+        return fail(format!(
+            "the config on stdin is larger than {MAX_CONFIG} bytes"
+        ));
     }
     let config: PorterSideConfig = if input.iter().all(u8::is_ascii_whitespace) {
         PorterSideConfig::default()
