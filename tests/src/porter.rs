@@ -53,11 +53,17 @@ pub fn go_fixtures() -> GoFixtures {
 }
 
 fn build() -> GoFixtures {
+    build_go_fixtures(&target_dir().join("porter-fixtures")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Builds the fixtures into `out/bin` (Go's cache in `out/gocache`) unless they are newer
+/// than every source; the error says what failed and what to install.
+pub fn build_go_fixtures(out: &Path) -> Result<GoFixtures, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("porter-fixtures");
-    let out = target_dir().join("porter-fixtures");
     let bin = out.join("bin");
-    std::fs::create_dir_all(&bin).expect("create target/porter-fixtures/bin");
-    let lock = std::fs::File::create(out.join(".lock")).expect("lock file");
+    std::fs::create_dir_all(&bin).map_err(|e| format!("cannot create {}: {e}", bin.display()))?;
+    let lock = std::fs::File::create(out.join(".lock"))
+        .map_err(|e| format!("cannot create {}: {e}", out.join(".lock").display()))?;
     // SAFETY: flock on an fd we own; released when `lock` is dropped.
     unsafe {
         libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX);
@@ -72,7 +78,7 @@ fn build() -> GoFixtures {
             continue;
         }
         let tmp = bin.join(format!(".{name}.building"));
-        let result = Command::new("go")
+        let output = Command::new("go")
             .args(["build", "-o"])
             .arg(&tmp)
             .arg(format!("stowage.test/porter/{name}"))
@@ -81,23 +87,26 @@ fn build() -> GoFixtures {
             .env("GOCACHE", out.join("gocache"))
             .env("GOFLAGS", "")
             .env("CGO_ENABLED", "0")
-            .output();
-        let output = match result {
-            Ok(o) => o,
-            Err(e) => panic!(
-                "cannot run `go` to build the Porter fixtures ({e}); install Debian's golang-go, \
-                 golang-github-hashicorp-go-plugin-dev and golang-google-grpc-dev (.ci/run does)"
-            ),
-        };
-        assert!(
-            output.status.success(),
-            "building {name} failed (GOPATH mode, Debian's Go packages under {DEBIAN_GOPATH}):\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        std::fs::rename(&tmp, &target).expect("install the fixture");
+            .output()
+            .map_err(|e| {
+                format!(
+                    "cannot run `go` to build the Porter fixtures ({e}); install Debian's \
+                     golang-go, golang-github-hashicorp-go-plugin-dev and golang-google-grpc-dev \
+                     (.ci/run does)"
+                )
+            })?;
+        if !output.status.success() {
+            return Err(format!(
+                "building {name} failed (GOPATH mode, Debian's Go packages under \
+                 {DEBIAN_GOPATH}):\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        std::fs::rename(&tmp, &target)
+            .map_err(|e| format!("cannot install {}: {e}", target.display()))?;
     }
-    GoFixtures {
+    Ok(GoFixtures {
         plugin: bin.join("porter-secrets-fixture"),
         host: bin.join("porter-host-fixture"),
-    }
+    })
 }

@@ -513,6 +513,24 @@ impl PorterPlugin {
     }
 }
 
+impl PorterPlugin {
+    /// Stops the plugin as Porter does, from async code: `GRPCController/Shutdown`, up to
+    /// `grace` for it to exit, then SIGKILL.
+    pub async fn shutdown(&self, grace: Duration) {
+        let start = Instant::now();
+        let mut controller = GrpcControllerClient::new(self.channel.clone());
+        let _ = tokio::time::timeout(grace, controller.shutdown(Empty {})).await;
+        while start.elapsed() < grace {
+            if !self.is_alive() {
+                reap(&self.slot);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        reap(&self.slot);
+    }
+}
+
 /// Stowage's error code for a gRPC status from a Porter plugin. Porter's plugins return
 /// plain Go errors (code Unknown), so the text decides where the code does not.
 pub fn code_for(status: &tonic::Status) -> ErrorCode {
