@@ -212,10 +212,13 @@ impl std::fmt::Display for ServeError {
 
 /// Serves `service` until the host is done with this process. The caller has checked the
 /// cookie and negotiated the version, and runs this inside a tokio runtime.
+/// `parent` is the host's pid as seen when this process started: a different parent later
+/// means the host is gone.
 pub async fn serve(
     stowage: Arc<Stowage>,
     service: StowageSecrets,
     version: u32,
+    parent: u32,
 ) -> Result<(), ServeError> {
     // A private directory: only this user can reach the socket, and nothing else is in it.
     let dir = tempfile::Builder::new()
@@ -248,7 +251,7 @@ pub async fn serve(
         }))
         .add_service(SecretsProtocolServer::new(service));
 
-    watch_for_the_end(shutdown_tx.clone());
+    watch_for_the_end(shutdown_tx.clone(), parent);
 
     let line = goplugin::HandshakeLine {
         core: goplugin::CORE_PROTOCOL_VERSION,
@@ -293,9 +296,8 @@ pub async fn serve(
 /// Ends the server when the host goes away: SIGTERM (which the kernel sends when the parent
 /// dies, see [`die_with_parent`]), SIGHUP, or a parent pid that changed (a host that died
 /// before the death signal was armed, or a system without it).
-fn watch_for_the_end(shutdown: watch::Sender<bool>) {
+fn watch_for_the_end(shutdown: watch::Sender<bool>, parent: u32) {
     use tokio::signal::unix::{SignalKind, signal};
-    let parent = std::os::unix::process::parent_id();
     let tx = shutdown.clone();
     tokio::spawn(async move {
         let (Ok(mut term), Ok(mut hup)) = (
@@ -331,12 +333,15 @@ fn watch_for_the_end(shutdown: watch::Sender<bool>) {
     });
 }
 
-/// Asks the kernel for SIGTERM when the parent (Porter) dies; returns false when the parent
-/// is already gone.
-pub fn die_with_parent() -> bool {
-    let parent = std::os::unix::process::parent_id();
+/// Asks the kernel for SIGTERM when the parent (Porter) dies. go-plugin gives no host pid to
+/// check against, so a host that died before this call is caught by the parent-pid check in
+/// [`serve`] (as is a system where the call fails).
+pub fn die_with_parent() {
     // SAFETY: plain prctl call with constant arguments.
-    let armed = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) } == 0;
-    let _ = armed;
-    parent != 1 && std::os::unix::process::parent_id() == parent
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) } != 0 {
+        tracing::debug!(
+            "no parent-death signal: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }

@@ -127,6 +127,7 @@ fn init_logging() {
 
 /// `run KEY`, as Porter starts its plugins.
 fn run(key: &str) -> ExitCode {
+    let parent = std::os::unix::process::parent_id();
     if std::env::var(goplugin::COOKIE_KEY).as_deref() != Ok(goplugin::COOKIE_VALUE) {
         eprintln!(
             "This binary is a plugin. These are not meant to be executed directly.\n\
@@ -157,9 +158,7 @@ fn run(key: &str) -> ExitCode {
                 .into(),
         );
     }
-    if !server::die_with_parent() {
-        return ExitCode::SUCCESS;
-    }
+    server::die_with_parent();
 
     // Porter writes the plugin's config table to stdin and closes it.
     let mut input = Vec::new();
@@ -230,6 +229,7 @@ fn run(key: &str) -> ExitCode {
         stowage,
         StowageSecrets { secrets, host },
         version,
+        parent,
     ));
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     match served {
