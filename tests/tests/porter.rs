@@ -631,3 +631,48 @@ fn d2_the_plugin_exits_and_removes_its_socket_when_porter_dies() {
         "socket directory left behind"
     );
 }
+
+/// What go-plugin 1.3 and later hosts (Porter's fork among them) do on top of 1.0.1: open
+/// `GRPCStdio/StreamStdio` and the broker stream at connect. Played by the bridge's own gRPC
+/// client, since Debian's go-plugin 1.0.1 does not do it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d2_the_services_of_newer_go_plugin_hosts_are_served() {
+    use stowage_plugin_porter::client::{PorterPlugin, SensitiveJson, Slot, Spec};
+    use stowage_plugin_porter::proto::plugin::grpc_broker_client::GrpcBrokerClient;
+    use stowage_plugin_porter::proto::plugin::grpc_stdio_client::GrpcStdioClient;
+
+    let home = tempfile::tempdir().unwrap();
+    let spec = std::sync::Arc::new(Spec {
+        program: porter_provider_bin(),
+        key: "secrets.stowage.filesystem".into(),
+        config_json: SensitiveJson(json!({"home": home.path()}).to_string()),
+        start_timeout: Duration::from_secs(30),
+        stop_grace: Duration::from_secs(5),
+    });
+    let slot = Slot::default();
+    // start() checks grpc.health.v1 for service `plugin` and opens StreamStdio itself.
+    let plugin = PorterPlugin::start(spec, slot.clone()).await.unwrap();
+    plugin.create("secret", "k", "v".into()).await.unwrap();
+    assert_eq!(plugin.resolve("secret", "k").await.unwrap(), b"v");
+    let e = plugin.resolve("secret", "gone").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound, "{e}");
+
+    let channel = plugin.channel();
+    GrpcStdioClient::new(channel.clone())
+        .stream_stdio(())
+        .await
+        .expect("StreamStdio is served");
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    GrpcBrokerClient::new(channel)
+        .start_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("the broker stream is served");
+    drop(tx);
+
+    let pid = plugin.pid();
+    plugin.shutdown(Duration::from_secs(5)).await;
+    assert!(
+        wait_gone(pid, Duration::from_secs(10)),
+        "Shutdown did not end the plugin"
+    );
+}

@@ -386,6 +386,11 @@ impl PorterPlugin {
         })
     }
 
+    /// The gRPC channel to the plugin, for go-plugin's other services.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
     /// The plugin's process id.
     pub fn pid(&self) -> u32 {
         self.pid
