@@ -530,7 +530,7 @@ impl PorterPlugin {
                 reap(&self.slot);
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         reap(&self.slot);
     }
@@ -666,11 +666,13 @@ pub fn stop(slot: &Slot, grace: Duration) {
             let _ = tokio::time::timeout(grace, ask).await;
         });
     }
+    // Go plugins exit within milliseconds of Shutdown: poll finely, since a short-lived
+    // operation waits for this.
     while start.elapsed() < grace {
         if let Ok(Some(_)) = process.child.try_wait() {
             return;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(1));
     }
     tracing::warn!(
         "the Porter plugin (pid {}) did not exit within {grace:?} of Shutdown; killing it",
