@@ -298,12 +298,14 @@ pub async fn serve(
 /// before the death signal was armed, or a system without it).
 fn watch_for_the_end(shutdown: watch::Sender<bool>, parent: u32) {
     use tokio::signal::unix::{SignalKind, signal};
+    // The handlers are installed here, before the handshake line is printed, not in the
+    // spawned tasks: a host that dies right after reading the line must find them in place.
+    let term = signal(SignalKind::terminate());
+    let hup = signal(SignalKind::hangup());
+    let int = signal(SignalKind::interrupt());
     let tx = shutdown.clone();
     tokio::spawn(async move {
-        let (Ok(mut term), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) else {
+        let (Ok(mut term), Ok(mut hup)) = (term, hup) else {
             return;
         };
         tokio::select! {
@@ -314,7 +316,7 @@ fn watch_for_the_end(shutdown: watch::Sender<bool>, parent: u32) {
     });
     // go-plugin plugins ignore SIGINT: a Ctrl-C reaches Porter too, which shuts them down.
     tokio::spawn(async move {
-        if let Ok(mut int) = signal(SignalKind::interrupt()) {
+        if let Ok(mut int) = int {
             while int.recv().await.is_some() {
                 tracing::debug!("SIGINT ignored: the host shuts this plugin down");
             }
