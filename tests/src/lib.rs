@@ -8,6 +8,7 @@
 
 pub mod emulators;
 pub mod keyvault_standin;
+pub mod porter;
 pub mod processes;
 pub mod readme;
 

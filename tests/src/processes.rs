@@ -31,6 +31,17 @@ pub fn azure_keyvault_plugin_bin() -> PathBuf {
     )
 }
 
+/// The Porter bridge of this build: `stowage-plugin-porter` (a Stowage plugin running a
+/// Porter plugin).
+pub fn porter_bridge_bin() -> PathBuf {
+    built_binary("stowage-plugin-porter", "stowage-plugin-porter")
+}
+
+/// Stowage as a Porter plugin: `porter-plugin-stowage` (installed as Porter's `stowage`).
+pub fn porter_provider_bin() -> PathBuf {
+    built_binary("porter-plugin-stowage", "stowage-plugin-porter")
+}
+
 /// The binary `name` of package `package`, built into the profile directory of the running
 /// test; panics with how to build it when it is missing.
 fn built_binary(name: &str, package: &str) -> PathBuf {

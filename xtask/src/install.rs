@@ -22,7 +22,11 @@ fn binaries() -> Result<Vec<(String, String)>, String> {
                 .as_array()
                 .is_some_and(|k| k.iter().any(|k| k == "bin"));
             let name = target["name"].as_str().unwrap_or_default();
-            if is_bin && (name == "stowage" || name.starts_with("stowage-plugin-")) {
+            if is_bin
+                && (name == "stowage"
+                    || name.starts_with("stowage-plugin-")
+                    || name == PORTER_PROVIDER)
+            {
                 bins.push((
                     package["name"].as_str().unwrap_or_default().to_owned(),
                     name.to_owned(),
@@ -34,10 +38,25 @@ fn binaries() -> Result<Vec<(String, String)>, String> {
     Ok(bins)
 }
 
+/// Stowage as a Porter plugin: built with the others, installed where Porter looks for a
+/// plugin named `stowage` (`PORTER_HOME/plugins/stowage/stowage`), not into `dir`.
+const PORTER_PROVIDER: &str = "porter-plugin-stowage";
+
 /// Builds and copies the binaries into `dir`; returns the installed paths. `static_glibc`
 /// links them statically (faster start: no dynamic loading; see the README's performance
 /// section for the trade-off).
 pub fn install(dir: &Path, release: bool, static_glibc: bool) -> Result<Vec<PathBuf>, String> {
+    install_with_porter(dir, release, static_glibc, None)
+}
+
+/// [`install`], plus Stowage as a Porter plugin into `porter_home/plugins/stowage/stowage`
+/// when `porter_home` is given.
+pub fn install_with_porter(
+    dir: &Path,
+    release: bool,
+    static_glibc: bool,
+    porter_home: Option<&Path>,
+) -> Result<Vec<PathBuf>, String> {
     let bins = binaries()?;
     let target_dir = if static_glibc {
         crate::bench::build_static(&bins.iter().map(|(_, b)| b.clone()).collect::<Vec<_>>())?
@@ -60,7 +79,16 @@ pub fn install(dir: &Path, release: bool, static_glibc: bool) -> Result<Vec<Path
     let mut installed = Vec::new();
     for (_, bin) in &bins {
         let from = target_dir.join(bin);
-        let to = dir.join(bin);
+        let (dir, to) = if bin == PORTER_PROVIDER {
+            let Some(home) = porter_home else { continue };
+            let dir = home.join("plugins").join("stowage");
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let to = dir.join("stowage");
+            (dir, to)
+        } else {
+            (dir.to_path_buf(), dir.join(bin))
+        };
         // Copy to a temp name and rename, so a running binary is never half-written.
         let tmp = dir.join(format!(".{bin}.installing"));
         std::fs::copy(&from, &tmp).map_err(|e| format!("cannot copy {}: {e}", from.display()))?;
@@ -74,19 +102,36 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut dir = None;
     let mut release = true;
     let mut static_glibc = false;
+    let mut porter_home = None;
+    let mut porter = true;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--dir" => dir = Some(PathBuf::from(it.next().ok_or("--dir needs a directory")?)),
             "--debug" => release = false,
             "--static" => static_glibc = true,
+            "--porter-home" => {
+                porter_home = Some(PathBuf::from(
+                    it.next().ok_or("--porter-home needs a directory")?,
+                ))
+            }
+            "--no-porter" => porter = false,
             other => {
                 return Err(format!(
-                    "unknown argument {other:?} (expected --dir DIR, --debug, --static)"
+                    "unknown argument {other:?} (expected --dir DIR, --debug, --static, \
+                     --porter-home DIR, --no-porter)"
                 ));
             }
         }
     }
+    // Porter's home: --porter-home, else $PORTER_HOME, else ~/.porter.
+    let porter_home = porter
+        .then(|| {
+            porter_home
+                .or_else(|| std::env::var_os("PORTER_HOME").map(PathBuf::from))
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".porter")))
+        })
+        .flatten();
     let dir = match dir {
         Some(d) => d,
         None => std::env::var_os("CARGO_HOME")
@@ -95,7 +140,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .ok_or("cannot tell where to install: pass --dir")?
             .join("bin"),
     };
-    for path in install(&dir, release, static_glibc)? {
+    for path in install_with_porter(&dir, release, static_glibc, porter_home.as_deref())? {
         println!("installed {}", path.display());
     }
     let on_path =

@@ -1,7 +1,9 @@
 //! `cargo xtask <task>`: developer chores that need more than one cargo command.
 //!
-//! - `install [--dir DIR] [--debug | --static]`: build the `stowage` CLI and every plugin binary of the
-//!   workspace and copy them into DIR (default `$CARGO_HOME/bin`, usually `~/.cargo/bin`).
+//! - `install [--dir DIR] [--debug | --static] [--porter-home DIR | --no-porter]`: build the
+//!   `stowage` CLI and every plugin binary of the workspace and copy them into DIR (default
+//!   `$CARGO_HOME/bin`, usually `~/.cargo/bin`), and Stowage as a Porter plugin into
+//!   `PORTER_HOME/plugins/stowage/stowage` (default `$PORTER_HOME`, else `~/.porter`).
 //! - `demo`: install into a temporary prefix and walk through Stowage's main job, once on
 //!   the built-in backends and once through a real plugin process, printing every step.
 //! - `test`: the whole test suite with every setup step it needs (what CI runs).
@@ -22,7 +24,8 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: cargo xtask <task>\n\n\
          tasks:\n  \
-         install [--dir DIR] [--debug|--static]  build and install `stowage` and every plugin\n  \
+         install [--dir DIR] [--debug|--static] [--porter-home DIR|--no-porter]\n  \
+                                         build and install `stowage` and every plugin\n  \
          demo                            install into a temp prefix and show Stowage at work\n  \
          test                            run the whole test suite with its setup (what CI runs)\n  \
          bench [--quick]                 release build, then measure the call path against the floor\n  \

@@ -6,6 +6,7 @@
 mod floors;
 mod measure;
 mod plugin_calls;
+mod porter;
 mod startup;
 
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ struct Args {
     bin_dir: PathBuf,
     out_dir: PathBuf,
     quick: bool,
-    /// Run only these sections (floors, calls, startup, cli); all when empty.
+    /// Run only these sections (floors, calls, startup, cli, porter); all when empty.
     only: Vec<String>,
 }
 
@@ -60,7 +61,7 @@ fn main() {
         Ok(a) => a,
         Err(e) => {
             eprintln!(
-                "stowage-bench: {e}\nusage: stowage-bench [--bin-dir DIR] [--out-dir DIR] [--quick] [--only calls,startup,cli]"
+                "stowage-bench: {e}\nusage: stowage-bench [--bin-dir DIR] [--out-dir DIR] [--quick] [--only calls,startup,cli,porter]"
             );
             std::process::exit(2);
         }
@@ -91,7 +92,19 @@ fn main() {
         startup::cli(&args.bin_dir, scale, &mut report);
     }
 
+    if wanted("porter") {
+        eprintln!("== 7. Porter's plugins, both ways");
+        runtime.block_on(porter::run(
+            &args.bin_dir,
+            &args.out_dir,
+            scale,
+            &mut report,
+        ));
+    }
+
     report.ratios(&floors);
+    let (spawn, pipe) = (report.median(&floors.spawn), report.median(&floors.pipe));
+    porter::ratios(&mut report, spawn, pipe);
     let json = report.to_json();
     let json_path = args.out_dir.join("results.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&json).unwrap())
