@@ -319,3 +319,228 @@ fn env_allow_passes_only_the_listed_host_variables() {
     expected.sort();
     assert_eq!(names, expected, "{env}");
 }
+
+/// A minisign keypair made for the test: its public key (base64) and key id (as minisign
+/// prints it), and a signer.
+struct Signer {
+    kp: minisign::KeyPair,
+    public: String,
+    id: String,
+}
+
+impl Signer {
+    fn new() -> Signer {
+        let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+        let public = kp.pk.to_base64();
+        let id = format!(
+            "{:016X}",
+            u64::from_le_bytes(kp.pk.keynum().try_into().unwrap())
+        );
+        Signer { kp, public, id }
+    }
+
+    /// The text of a `.minisig` of `bytes`.
+    fn sign(&self, bytes: &[u8]) -> String {
+        minisign::sign(
+            Some(&self.kp.pk),
+            &self.kp.sk,
+            bytes,
+            Some("release 1.2.3 of testkit"),
+            None,
+        )
+        .unwrap()
+        .into_string()
+    }
+}
+
+fn nothing_installed(h: &Home) {
+    let plugins = h.path().join("plugins");
+    assert!(
+        std::fs::symlink_metadata(plugins.join("stowage-plugin-testkit")).is_err(),
+        "a link was made"
+    );
+    let store: Vec<_> = std::fs::read_dir(plugins.join(".store"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(store.is_empty(), "{store:?}");
+}
+
+#[test]
+fn with_a_configured_key_an_install_needs_a_good_signature() {
+    let h = Home::new();
+    let signer = Signer::new();
+    h.config(&format!("plugin-signing-keys = [\"{}\"]\n", signer.public));
+    let sig_path = format!("{}.minisig", h.plugin.display());
+    let source = h.plugin.to_str().unwrap();
+
+    // No signature beside the binary: refused, naming the file and the key.
+    let o = h.stowage(&["plugins", "install", source]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&sig_path), "{err}");
+    assert!(err.contains(&signer.id), "{err}");
+    assert!(err.contains("nothing was installed"), "{err}");
+    nothing_installed(&h);
+
+    // A signature of other bytes (the binary was tampered with after signing): refused.
+    let mut tampered = std::fs::read(&h.plugin).unwrap();
+    tampered.extend_from_slice(b"tampered");
+    std::fs::write(&sig_path, signer.sign(&tampered)).unwrap();
+    let o = h.stowage(&["plugins", "install", source]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&sig_path), "{err}");
+    assert!(err.contains(&signer.id), "{err}");
+    assert!(err.contains("does not match"), "{err}");
+    nothing_installed(&h);
+
+    // A good signature by a key that is not configured: refused, naming both key ids.
+    let other = Signer::new();
+    std::fs::write(&sig_path, other.sign(&std::fs::read(&h.plugin).unwrap())).unwrap();
+    let o = h.stowage(&["plugins", "install", source]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&other.id) && err.contains(&signer.id), "{err}");
+    assert!(err.contains("not trusted"), "{err}");
+    nothing_installed(&h);
+
+    // The right signature: installed, with the key id and trusted comment printed.
+    std::fs::write(&sig_path, signer.sign(&std::fs::read(&h.plugin).unwrap())).unwrap();
+    let o = h.stowage(&["plugins", "install", source]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!("signature: verified, key {}", signer.id)),
+        "{out}"
+    );
+    assert!(
+        out.contains("trusted comment: release 1.2.3 of testkit"),
+        "{out}"
+    );
+    assert!(h.path().join("plugins/stowage-plugin-testkit").exists());
+}
+
+#[test]
+fn a_bad_configured_key_names_file_line_and_key() {
+    let h = Home::new();
+    h.config("\nplugin-signing-keys = [\"RWQnotakey\"]\n");
+    let o = h.stowage(&["plugins", "install", h.plugin.to_str().unwrap()]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("config.toml:2"), "{err}");
+    assert!(err.contains("plugin-signing-keys"), "{err}");
+    nothing_installed(&h);
+}
+
+#[test]
+fn without_a_key_signatures_are_not_needed() {
+    let h = Home::new();
+    // A config without keys, and no signature anywhere: installs as before.
+    h.config("default-storage = \"filesystem\"\n");
+    let o = h.stowage(&["plugins", "install", h.plugin.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("signature"));
+    assert!(h.path().join("plugins/stowage-plugin-testkit").exists());
+    // --signature alone, with no key to check it against, is refused.
+    let o = h.stowage(&[
+        "plugins",
+        "install",
+        h.plugin.to_str().unwrap(),
+        "--signature",
+        "/nonexistent.minisig",
+    ]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--public-key"));
+}
+
+/// Serves `files` (path → body) over HTTP on 127.0.0.1, 404 for anything else.
+fn serve_files(files: Vec<(&'static str, Vec<u8>)>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let n = stream.read(&mut request).unwrap_or(0);
+            let line = String::from_utf8_lossy(&request[..n]);
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let (status, body) = match files.iter().find(|(p, _)| *p == path) {
+                Some((_, b)) => ("200 OK", b.clone()),
+                None => ("404 Not Found", Vec::new()),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn a_download_is_checked_against_url_minisig_and_public_key() {
+    let h = Home::new();
+    let signer = Signer::new();
+    let binary = std::fs::read(&h.plugin).unwrap();
+    let base = serve_files(vec![
+        ("/p", binary.clone()),
+        ("/p.minisig", signer.sign(&binary).into_bytes()),
+        ("/q", binary.clone()),
+    ]);
+    let digest = h.digest.to_string();
+
+    // /q has no /q.minisig: refused with the key given on the command line.
+    let o = h.stowage(&[
+        "plugins",
+        "install",
+        &format!("{base}/q"),
+        "--sha256",
+        &digest,
+        "--public-key",
+        &signer.public,
+    ]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{base}/q.minisig")), "{err}");
+    assert!(err.contains(&signer.id), "{err}");
+    nothing_installed(&h);
+
+    // --signature points elsewhere: /q verified by /p's signature (the same bytes).
+    let o = h.stowage(&[
+        "--output",
+        "json",
+        "plugins",
+        "install",
+        &format!("{base}/q"),
+        "--sha256",
+        &digest,
+        "--public-key",
+        &signer.public,
+        "--signature",
+        &format!("{base}/p.minisig"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["signature"]["key_id"], signer.id.as_str());
+    assert_eq!(
+        v["signature"]["trusted_comment"],
+        "release 1.2.3 of testkit"
+    );
+
+    // The default: URL + .minisig.
+    let o = h.stowage(&[
+        "plugins",
+        "install",
+        &format!("{base}/p"),
+        "--sha256",
+        &digest,
+        "--public-key",
+        &signer.public,
+        "--name",
+        "dl",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(h.path().join("plugins/stowage-plugin-dl").exists());
+}

@@ -42,6 +42,7 @@ mod process;
 pub mod redact;
 pub mod retry;
 pub mod rmw;
+pub mod signing;
 mod stderr;
 mod transport;
 

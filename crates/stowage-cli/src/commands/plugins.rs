@@ -21,7 +21,8 @@ pub enum PluginsCommand {
     /// Install a plugin binary from a local file or an https:// URL into
     /// $STOWAGE_HOME/plugins, content-addressed and read-only.
     ///
-    /// The binary is verified (--sha256; required for a URL), must answer the handshake,
+    /// The binary is verified (--sha256; required for a URL; and a minisign signature when
+    /// `plugin-signing-keys` or --public-key names a key), must answer the handshake,
     /// and is stored as plugins/.store/sha256-HEX (mode 0555) with a link
     /// plugins/stowage-plugin-NAME to it. Prints the `sha256` line that pins it.
     Install {
@@ -36,6 +37,14 @@ pub enum PluginsCommand {
         /// Replace a stowage-plugin-NAME that was not installed by this command.
         #[arg(long)]
         force: bool,
+        /// A minisign public key (the base64 line of minisign.pub) to require a signature
+        /// by, besides the config's `plugin-signing-keys`; may be repeated.
+        #[arg(long = "public-key", value_name = "KEY")]
+        public_keys: Vec<String>,
+        /// The detached minisign signature, a local file or URL (default: SOURCE.minisig).
+        /// Checked only when a key is configured or given.
+        #[arg(long, value_name = "FILE_OR_URL")]
+        signature: Option<String>,
     },
     /// Remove a plugin installed with `plugins install` (its store object too, once unused).
     Uninstall {
@@ -136,8 +145,18 @@ pub async fn run(cmd: PluginsCommand, stowage: &Stowage, out: Output) -> CmdResu
             name,
             sha256,
             force,
+            public_keys,
+            signature,
         } => {
-            return super::plugins_install::install(config, source, name, sha256, force, out).await;
+            let request = super::plugins_install::InstallRequest {
+                source,
+                name,
+                sha256,
+                force,
+                public_keys,
+                signature,
+            };
+            return super::plugins_install::install(config, request, out).await;
         }
         PluginsCommand::Uninstall { name } => {
             return super::plugins_install::uninstall(config, name, out);

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use stowage_host::discovery::{self, BINARY_PREFIX};
+use stowage_host::signing::SigningKey;
 use stowage_host::{Config, Error, PluginCommand, Sha256Digest};
 
 use super::{CmdResult, io_err};
@@ -87,16 +88,21 @@ fn with_writable<T>(dir: &Path, f: impl FnOnce() -> Result<T, Error>) -> Result<
     result
 }
 
-/// Copies `reader` into `file` while hashing, with a progress bar of `total` bytes.
-async fn download(url: &reqwest::Url, file: &mut std::fs::File) -> Result<Sha256Digest, Error> {
+/// The HTTPS client of every download.
+fn client() -> Result<reqwest::Client, Error> {
     // reqwest is built without a bundled crypto provider (no aws-lc build): ring, as in the
     // azure-keyvault plugin.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
+    reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(15))
         .read_timeout(Duration::from_secs(60))
         .build()
-        .map_err(|e| refused(format!("cannot build the HTTPS client: {e}")))?;
+        .map_err(|e| refused(format!("cannot build the HTTPS client: {e}")))
+}
+
+/// Copies `reader` into `file` while hashing, with a progress bar of `total` bytes.
+async fn download(url: &reqwest::Url, file: &mut std::fs::File) -> Result<Sha256Digest, Error> {
+    let client = client()?;
     let fail = |e: reqwest::Error| refused(format!("downloading {url} failed: {e}"));
     let mut response = client.get(url.clone()).send().await.map_err(fail)?;
     if !response.status().is_success() {
@@ -178,15 +184,124 @@ impl std::io::Write for HashingWriter<'_> {
     }
 }
 
-/// `stowage plugins install SOURCE [--name N] [--sha256 HEX] [--force]`.
-pub async fn install(
-    config: &Config,
-    source: String,
-    name: Option<String>,
-    sha256: Option<String>,
-    force: bool,
-    out: Output,
-) -> CmdResult {
+/// The largest signature file accepted: a `.minisig` is a few hundred bytes plus its
+/// comments.
+const MAX_SIGNATURE: usize = 64 * 1024;
+
+/// Where a signature is fetched from: a URL (same rules as the binary's) or a local file.
+enum SignatureSource {
+    Url(reqwest::Url),
+    File(String),
+}
+
+impl std::fmt::Display for SignatureSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SignatureSource::Url(u) => write!(f, "{u}"),
+            SignatureSource::File(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+/// `--signature`, or the source with `.minisig` appended (to a URL's path).
+fn signature_source(
+    given: Option<&str>,
+    source: &str,
+    url: Option<&reqwest::Url>,
+) -> Result<SignatureSource, Error> {
+    if let Some(given) = given {
+        return Ok(match url_of(given)? {
+            Some(u) => SignatureSource::Url(u),
+            None => SignatureSource::File(given.to_owned()),
+        });
+    }
+    Ok(match url {
+        Some(u) => {
+            let mut u = u.clone();
+            u.set_path(&format!("{}.minisig", u.path()));
+            SignatureSource::Url(u)
+        }
+        None => SignatureSource::File(format!("{source}.minisig")),
+    })
+}
+
+/// The signature's text; `Ok(None)` when there is none there (a missing file, a 404).
+async fn fetch_signature(from: &SignatureSource) -> Result<Option<String>, Error> {
+    let bytes = match from {
+        SignatureSource::File(path) => match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(format!("cannot read the signature {path}"))(e)),
+        },
+        SignatureSource::Url(url) => {
+            let fail = |e: reqwest::Error| refused(format!("downloading {url} failed: {e}"));
+            let response = client()?.get(url.clone()).send().await.map_err(fail)?;
+            if response.status() == reqwest::StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            if !response.status().is_success() {
+                return Err(refused(format!(
+                    "downloading the signature {url} failed: the server answered {}; nothing \
+                     was installed",
+                    response.status()
+                )));
+            }
+            if response
+                .content_length()
+                .is_some_and(|n| n > MAX_SIGNATURE as u64)
+            {
+                return Err(refused(format!(
+                    "{url} is larger than {MAX_SIGNATURE} bytes; that is no minisign signature"
+                )));
+            }
+            response.bytes().await.map_err(fail)?.to_vec()
+        }
+    };
+    if bytes.len() > MAX_SIGNATURE {
+        return Err(refused(format!(
+            "{from} is larger than {MAX_SIGNATURE} bytes; that is no minisign signature"
+        )));
+    }
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// What `stowage plugins install` was asked to do.
+pub struct InstallRequest {
+    /// A local file or URL.
+    pub source: String,
+    /// `--name`.
+    pub name: Option<String>,
+    /// `--sha256`.
+    pub sha256: Option<String>,
+    /// `--force`.
+    pub force: bool,
+    /// `--public-key`, added to the config's `plugin-signing-keys`.
+    pub public_keys: Vec<String>,
+    /// `--signature`.
+    pub signature: Option<String>,
+}
+
+/// `stowage plugins install SOURCE [--name N] [--sha256 HEX] [--force] [--public-key KEY]…
+/// [--signature FILE_OR_URL]`.
+pub async fn install(config: &Config, request: InstallRequest, out: Output) -> CmdResult {
+    let InstallRequest {
+        source,
+        name,
+        sha256,
+        force,
+        public_keys,
+        signature,
+    } = request;
+    let mut keys = config.plugin_signing_keys.clone();
+    for text in &public_keys {
+        keys.push(SigningKey::parse(text).map_err(|e| refused(format!("--public-key: {e}")))?);
+    }
+    if keys.is_empty() && signature.is_some() {
+        return Err(refused(
+            "--signature needs a key to check it against: set `plugin-signing-keys` in the \
+             config or pass --public-key KEY (nothing was installed)",
+        ));
+    }
     let expected = match &sha256 {
         None => None,
         Some(text) => Some(
@@ -204,6 +319,15 @@ pub async fn install(
              for {source} (nothing was downloaded)"
         )));
     }
+    let signature_from = if keys.is_empty() {
+        None
+    } else {
+        Some(signature_source(
+            signature.as_deref(),
+            &source,
+            url.as_ref(),
+        )?)
+    };
     let plugins = config.plugin_dir();
     let store = discovery::store_dir(config);
     for dir in [&config.home, &plugins] {
@@ -249,6 +373,30 @@ pub async fn install(
             "{source} has SHA-256 {actual}, but --sha256 expects {expected}; nothing was installed"
         )));
     }
+    // The signature is checked before the binary is run (the handshake below) or moved.
+    let verified = match &signature_from {
+        None => None,
+        Some(from) => {
+            let key_ids = keys
+                .iter()
+                .map(|k| k.id().to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let Some(text) = fetch_signature(from).await? else {
+                return Err(refused(format!(
+                    "no signature {from} for {source}: a minisign signature by a trusted key \
+                     ({key_ids}) is required (pass --signature FILE_OR_URL if it is elsewhere); \
+                     nothing was installed"
+                )));
+            };
+            let v = stowage_host::signing::verify_file(&keys, &temp, &text).map_err(|e| {
+                refused(format!(
+                    "the signature {from} of {source} was refused: {e}; nothing was installed"
+                ))
+            })?;
+            Some(v)
+        }
+    };
     std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o555)).map_err(io_err(
         format!("cannot change the mode of {}", temp.display()),
     ))?;
@@ -309,10 +457,18 @@ pub async fn install(
             "sha256": actual.to_string(),
             "path": link,
             "store": object,
+            "signature": verified.as_ref().map(|v| serde_json::json!({
+                "key_id": v.key_id.to_string(),
+                "trusted_comment": v.trusted_comment,
+            })),
         })),
         Output::Text => {
             crate::outln!("installed {name} {} ({})", info.version, link.display());
             crate::outln!("sha256: {actual}");
+            if let Some(v) = &verified {
+                crate::outln!("signature: verified, key {}", v.key_id);
+                crate::outln!("trusted comment: {}", v.trusted_comment);
+            }
             crate::outln!("pin it in a backend with:");
             crate::outln!("  plugin = \"{name}\"");
             crate::outln!("  sha256 = \"{actual}\"");

@@ -3,6 +3,7 @@
 //! ```toml
 //! default-storage = "team"
 //! default-secrets = "vault"
+//! plugin-signing-keys = ["RWQ…"]   # minisign keys `plugins install` requires a signature by
 //!
 //! [storage.team]
 //! plugin = "blob"            # finds stowage-plugin-blob in $STOWAGE_HOME/plugins, then PATH
@@ -188,6 +189,9 @@ pub struct Config {
     pub secrets: BTreeMap<String, BackendSpec>,
     /// The file's text as written (`${env:…}` unexpanded), for `config show`.
     pub source_text: Option<String>,
+    /// `plugin-signing-keys`: minisign public keys; when any is set, `plugins install`
+    /// requires a detached signature by one of them.
+    pub plugin_signing_keys: Vec<crate::signing::SigningKey>,
 }
 
 /// Where to read the config from.
@@ -248,6 +252,7 @@ impl Config {
             storage: BTreeMap::new(),
             secrets: BTreeMap::new(),
             source_text: None,
+            plugin_signing_keys: Vec::new(),
         };
         c.add_builtins();
         c
@@ -285,6 +290,7 @@ impl Config {
             storage: BTreeMap::new(),
             secrets: BTreeMap::new(),
             source_text: Some(text.to_owned()),
+            plugin_signing_keys: Vec::new(),
         };
         for (role, tables) in [(Role::Storage, raw.storage), (Role::Secrets, raw.secrets)] {
             for (name, table) in tables {
@@ -322,6 +328,16 @@ impl Config {
                 Role::Secrets => config.default_secrets = value.into_inner(),
             }
         }
+        for item in raw.plugin_signing_keys.unwrap_or_default() {
+            let key = crate::signing::SigningKey::parse(item.get_ref()).map_err(|message| {
+                locate.error(
+                    Some(item.span().start),
+                    Some("plugin-signing-keys".to_owned()),
+                    message,
+                )
+            })?;
+            config.plugin_signing_keys.push(key);
+        }
         Ok(config)
     }
 
@@ -350,6 +366,7 @@ impl Config {
 struct RawConfig {
     default_storage: Option<Spanned<String>>,
     default_secrets: Option<Spanned<String>>,
+    plugin_signing_keys: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     storage: BTreeMap<String, Spanned<RawBackend>>,
     #[serde(default)]

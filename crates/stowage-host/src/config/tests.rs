@@ -195,3 +195,23 @@ fn pins_and_env_allow_are_validated_with_line_and_key() {
     );
     assert!(e.message.contains("A-B"), "{}", e.message);
 }
+
+#[test]
+fn plugin_signing_keys_parse_and_a_bad_one_names_file_line_and_key() {
+    let key = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3";
+    let c = parse(&format!("plugin-signing-keys = [\"{key}\"]\n")).unwrap();
+    assert_eq!(c.plugin_signing_keys.len(), 1);
+    assert_eq!(
+        c.plugin_signing_keys[0].id().to_string(),
+        "E7620F1842B4E81F"
+    );
+    assert!(parse("").unwrap().plugin_signing_keys.is_empty());
+
+    let e = config_error(&format!(
+        "default-storage = \"filesystem\"\nplugin-signing-keys = [\n  \"{key}\",\n  \"RWQnope\",\n]\n"
+    ));
+    assert_eq!(e.line, Some(4), "{e}");
+    assert_eq!(e.key.as_deref(), Some("plugin-signing-keys"));
+    assert!(e.message.contains("RWQnope"), "{}", e.message);
+    assert!(e.to_string().starts_with("/etc/stowage.toml:4: "), "{e}");
+}
