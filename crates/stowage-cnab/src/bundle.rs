@@ -121,6 +121,14 @@ pub fn applies(apply_to: &[String], action: &str) -> bool {
     apply_to.is_empty() || apply_to.iter().any(|a| a == action)
 }
 
+/// Whether a definition marks its values sensitive (`writeOnly: true`).
+fn write_only(definition: Option<&Value>) -> bool {
+    definition
+        .and_then(|d| d.get("writeOnly"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
 impl Bundle {
     /// Reads `bundle.json`; a parameter or output whose definition is missing is a problem.
     pub fn read(path: &Path) -> Result<Bundle, SetFileError> {
@@ -203,10 +211,16 @@ impl Bundle {
     /// Whether a parameter is sensitive (its definition is `writeOnly`): its value is
     /// never shown in messages.
     pub fn is_sensitive(&self, parameter: &str) -> bool {
-        self.definition_of(parameter)
-            .and_then(|d| d.get("writeOnly"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+        write_only(self.definition_of(parameter))
+    }
+
+    /// Whether an output is sensitive: its definition says `writeOnly: true`.
+    pub fn is_output_sensitive(&self, output: &str) -> bool {
+        write_only(
+            self.outputs
+                .get(output)
+                .and_then(|o| self.definitions.get(&o.definition)),
+        )
     }
 
     /// The entries of `set` that `action` uses: those the bundle knows, for that action.

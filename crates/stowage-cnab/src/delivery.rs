@@ -210,8 +210,9 @@ fn is_base64(bundle: &Bundle, parameter: &str) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("base64"))
 }
 
-/// `/cnab/app/pw` → `cnab/app/pw`; none for an empty path or one with `..`.
-fn relative_file(path: &str) -> Option<PathBuf> {
+/// Where a bundle's file path goes in the private directory: `/cnab/app/pw` →
+/// `cnab/app/pw`; none for an empty path or one with `..`.
+pub fn relative_file(path: &str) -> Option<PathBuf> {
     let mut rel = PathBuf::new();
     for part in Path::new(path).components() {
         match part {

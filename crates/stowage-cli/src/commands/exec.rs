@@ -80,15 +80,16 @@ pub async fn run(args: ExecArgs, stowage: &Stowage, interrupt: Option<Interrupt>
     if args.installation.installation.is_some() {
         return super::exec_installation::run(args, stowage, interrupt).await;
     }
-    let prepared = match prepare(&args, stowage, None).await? {
+    let bundle = match args.bundle.as_deref().map(Bundle::read).transpose() {
+        Ok(b) => b,
+        Err(e) => return Ok(refuse(exit::REFUSED, &e.to_string())),
+    };
+    let prepared = match prepare(&args, stowage, bundle.as_ref(), None).await? {
         Ok(prepared) => prepared,
         Err(code) => return Ok(code),
     };
     drop(prepared.resolutions);
-    let dir = match stage(&prepared.delivery, &[]) {
-        Ok(dir) => dir,
-        Err(e) => return Err(e),
-    };
+    let dir = stage(&prepared.delivery, &[])?;
     let cmd = command(&args.command, dir.path(), prepared.delivery, &[]);
     let mut child = match Supervised::spawn(cmd) {
         Ok(child) => child,
@@ -119,19 +120,17 @@ pub(super) fn refuse(code: u8, message: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Reads the bundle, resolves every set (and `extra`, values from parameter sources)
-/// and checks them; any problem is reported, with the exit code to end with.
+/// Resolves every set (and `extra`, values from parameter sources) and checks them
+/// against `bundle` (read from `--bundle`), if any; any problem is reported, with the exit
+/// code to end with.
 pub(super) async fn prepare(
     args: &ExecArgs,
     stowage: &Stowage,
+    bundle: Option<&Bundle>,
     extra: Option<ValueSet>,
 ) -> Result<Result<Prepared, ExitCode>, stowage_host::Error> {
     let fail = |code: u8, message: String| Ok(Err(refuse(code, &message)));
-    let bundle = match args.bundle.as_deref().map(Bundle::read).transpose() {
-        Ok(b) => b,
-        Err(e) => return fail(exit::REFUSED, e.to_string()),
-    };
-    let against = bundle.as_ref().zip(args.action.as_deref());
+    let against = bundle.zip(args.action.as_deref());
     let env_map = match args.env_map.as_deref().map(read_env_map).transpose() {
         Ok(map) => map.unwrap_or_default(),
         Err(e) => return fail(exit::REFUSED, e),

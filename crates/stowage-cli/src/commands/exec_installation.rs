@@ -25,6 +25,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use stowage_cnab::delivery::relative_file;
 use stowage_cnab::state::{
     CLAIMS_VERSION, CollectedOutput, InstallationRef, RunRecorder, RunRequest, SensitiveStore,
     StateError, StateStore, Status, sources,
@@ -88,9 +89,13 @@ pub async fn run(args: ExecArgs, stowage: &Stowage, interrupt: Option<Interrupt>
         "cannot read {}",
         bundle_path.display()
     )))?;
-    let bundle = match Bundle::read(&bundle_path) {
+    // Read once: the claim records exactly the bytes that were checked.
+    let bundle = match std::str::from_utf8(&bundle_json)
+        .map_err(|e| e.to_string())
+        .and_then(|text| Bundle::parse(text, Some(&bundle_path)).map_err(|e| e.to_string()))
+    {
         Ok(b) => b,
-        Err(e) => return Ok(refuse(exit::REFUSED, &e.to_string())),
+        Err(e) => return Ok(refuse(exit::REFUSED, &e)),
     };
     if let Some(unknown) = args
         .installation
@@ -189,7 +194,7 @@ async fn run_under_lease(
             }
         }
     };
-    let prepared = match prepare(args, stowage, sourced).await {
+    let prepared = match prepare(args, stowage, Some(bundle), sourced).await {
         Ok(Ok(prepared)) => prepared,
         Ok(Err(code)) => {
             keeper.release().await;
@@ -275,19 +280,11 @@ async fn run_under_lease(
         .iter()
         .filter(|(_, o)| stowage_cnab::bundle::applies(&o.apply_to, action))
         .filter_map(|(name, o)| {
-            let rel = PathBuf::from(o.path.as_deref()?.trim_start_matches('/'));
-            let sensitive = args.installation.sensitive.contains(name)
-                || bundle
-                    .definitions
-                    .get(&o.definition)
-                    .and_then(|d| d.get("writeOnly"))
-                    .and_then(serde_json::Value::as_bool)
-                    .unwrap_or(false);
+            // Mapped as `path` destinations are (a path with `..` is left out).
+            let rel = relative_file(o.path.as_deref()?)?;
+            let sensitive =
+                args.installation.sensitive.contains(name) || bundle.is_output_sensitive(name);
             Some((name.clone(), rel, sensitive))
-        })
-        .filter(|(_, rel, _)| {
-            !rel.components()
-                .any(|c| matches!(c, std::path::Component::ParentDir))
         })
         .collect();
     let dir = match dir.and_then(|dir| {
