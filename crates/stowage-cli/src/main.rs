@@ -74,6 +74,10 @@ enum Command {
     /// The outputs of an installation's runs; sensitive ones only with --reveal.
     #[command(subcommand)]
     Outputs(commands::installations::OutputsCommand),
+    /// The opt-in agent that keeps plugin processes warm across invocations: start, stop,
+    /// status.
+    #[command(subcommand)]
+    Agent(commands::agent::AgentCommand),
 }
 
 fn init_logging(verbose: u8) {
@@ -184,7 +188,8 @@ impl Command {
             | Command::Plugins(_)
             | Command::Exec(_)
             | Command::Runs(_)
-            | Command::Outputs(_) => false,
+            | Command::Outputs(_)
+            | Command::Agent(_) => false,
         }
     }
 
@@ -208,7 +213,12 @@ async fn run(
     {
         return r;
     }
-    let stowage = Stowage::open(source)?;
+    let mut stowage = Stowage::open(source)?;
+    if stowage.config().agent.mode == stowage_host::AgentMode::Auto
+        && let Ok(me) = std::env::current_exe()
+    {
+        stowage.set_agent_program(me);
+    }
     let out = Output::from(cli.output);
     let result = match cli.command {
         Command::Config(cmd) => commands::config::run(cmd, &stowage, out).await,
@@ -228,6 +238,7 @@ async fn run(
         Command::Parameters(cmd) => {
             commands::sets::run(SetKind::Parameters, cmd, &stowage, out).await
         }
+        Command::Agent(cmd) => commands::agent::run(cmd, &stowage, out).await,
     };
     stowage.shutdown().await;
     result

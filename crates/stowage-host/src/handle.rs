@@ -12,6 +12,7 @@ use stowage_protocol::{
 };
 
 use crate::backend::{InProcess, SecretsBackend, StorageBackend};
+use crate::agent::AgentRoute;
 use crate::config::DEFAULT_TIMEOUT;
 use crate::error::{Error, Result};
 use crate::launcher::PluginBackend;
@@ -80,14 +81,18 @@ fn plugin_backend(
     role: Role,
     config_json: String,
     options: PluginOptions,
+    agent: Option<AgentRoute>,
 ) -> Arc<PluginBackend> {
-    Arc::new(PluginBackend::new(
-        command,
-        role,
-        config_json,
-        options.timeout,
-        options.keep_alive,
-    ))
+    Arc::new(
+        PluginBackend::new(
+            command,
+            role,
+            config_json,
+            options.timeout,
+            options.keep_alive,
+        )
+        .via_agent(agent),
+    )
 }
 
 impl StorageHandle {
@@ -128,9 +133,19 @@ impl StorageHandle {
     /// A handle over the plugin `command` serving storage with `config_json` (the
     /// backend's `config` table as JSON).
     pub fn for_plugin(command: PluginCommand, config_json: String, options: PluginOptions) -> Self {
+        Self::for_plugin_via(command, config_json, options, None)
+    }
+
+    /// [`Self::for_plugin`], leasing processes from the agent at `agent` when it answers.
+    pub fn for_plugin_via(
+        command: PluginCommand,
+        config_json: String,
+        options: PluginOptions,
+        agent: Option<AgentRoute>,
+    ) -> Self {
         let name = command.backend.clone();
         let plugin: Arc<dyn StorageBackend> =
-            plugin_backend(command, Role::Storage, config_json, options);
+            plugin_backend(command, Role::Storage, config_json, options, agent);
         let backend: Arc<dyn StorageBackend> = if options.retries > 0 {
             Arc::new(Retrying::new(
                 plugin,
@@ -275,9 +290,19 @@ impl SecretsHandle {
 
     /// A handle over the plugin `command` serving secrets with `config_json`.
     pub fn for_plugin(command: PluginCommand, config_json: String, options: PluginOptions) -> Self {
+        Self::for_plugin_via(command, config_json, options, None)
+    }
+
+    /// [`Self::for_plugin`], leasing processes from the agent at `agent` when it answers.
+    pub fn for_plugin_via(
+        command: PluginCommand,
+        config_json: String,
+        options: PluginOptions,
+        agent: Option<AgentRoute>,
+    ) -> Self {
         let name = command.backend.clone();
         let plugin: Arc<dyn SecretsBackend> =
-            plugin_backend(command, Role::Secrets, config_json, options);
+            plugin_backend(command, Role::Secrets, config_json, options, agent);
         let backend: Arc<dyn SecretsBackend> = if options.retries > 0 {
             Arc::new(Retrying::new(
                 plugin,

@@ -13,6 +13,7 @@ use stowage_protocol::{
 use tarpc::client::RpcError;
 use tarpc::context::Context;
 
+use crate::agent::AgentRoute;
 use crate::backend::{SecretsBackend, StorageBackend};
 use crate::client::HostClient;
 use crate::error::{Error, Result};
@@ -25,6 +26,8 @@ pub struct PluginBackend {
     config_json: String,
     timeout: Duration,
     keep_alive: Option<Arc<KeptProcess>>,
+    /// The agent to lease processes from, when one answers.
+    agent: Option<AgentRoute>,
 }
 
 /// The slot holding a kept-alive process, and when it was last used.
@@ -57,7 +60,14 @@ impl PluginBackend {
                     last_used: Mutex::new(Instant::now()),
                 })
             }),
+            agent: None,
         }
+    }
+
+    /// Leases processes from the agent at `agent` (when it answers) instead of spawning.
+    pub fn via_agent(mut self, agent: Option<AgentRoute>) -> Self {
+        self.agent = agent;
+        self
     }
 
     /// The backend's name.
@@ -72,7 +82,11 @@ impl PluginBackend {
             config_json: self.config_json.clone(),
             host: concat!("stowage-host/", env!("CARGO_PKG_VERSION")).to_owned(),
         };
-        PluginProcess::start(&self.command, Some(configure), self.timeout).await
+        let agent = self
+            .agent
+            .as_ref()
+            .map(|route| (route, self.keep_alive.as_ref().map(|k| k.idle)));
+        PluginProcess::start_via(&self.command, Some(configure), self.timeout, agent).await
     }
 
     /// Starts (or reuses) a process and returns what the plugin says about itself.

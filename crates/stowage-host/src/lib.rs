@@ -23,6 +23,7 @@
 //! successive operations. Every call has a deadline, past which the plugin's process group
 //! is killed.
 
+pub mod agent;
 mod backend;
 pub mod builtin;
 mod client;
@@ -43,6 +44,7 @@ pub mod redact;
 pub mod retry;
 pub mod rmw;
 pub mod signing;
+mod spawn;
 mod stderr;
 mod transport;
 
@@ -50,7 +52,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use backend::{InProcess, SecretsBackend, StorageBackend};
-pub use config::{BackendKind, BackendSpec, BuiltinKind, Config, ConfigSource};
+pub use config::{AgentMode, BackendKind, BackendSpec, BuiltinKind, Config, ConfigSource};
 pub use error::{ConfigError, Error, Result};
 pub use handle::{PluginOptions, SecretsHandle, StorageHandle};
 pub use pin::Sha256Digest;
@@ -67,6 +69,7 @@ pub struct Stowage {
     config: Arc<Config>,
     storage: Mutex<HashMap<String, StorageHandle>>,
     secrets: Mutex<HashMap<String, SecretsHandle>>,
+    agent_program: Option<std::path::PathBuf>,
 }
 
 impl Stowage {
@@ -81,6 +84,7 @@ impl Stowage {
             config: Arc::new(config),
             storage: Mutex::new(HashMap::new()),
             secrets: Mutex::new(HashMap::new()),
+            agent_program: None,
         }
     }
 
@@ -102,7 +106,9 @@ impl Stowage {
         {
             spec.keep_alive.get_or_insert(idle);
         }
-        Stowage::from_config(config)
+        let mut with = Stowage::from_config(config);
+        with.agent_program = self.agent_program.clone();
+        with
     }
 
     /// The storage backend `name`, or the default one.
@@ -123,7 +129,7 @@ impl Stowage {
             }
             _ => {
                 let (command, config_json, options) = self.plugin_launch(spec)?;
-                StorageHandle::for_plugin(command, config_json, options)
+                StorageHandle::for_plugin_via(command, config_json, options, self.agent_route())
             }
         };
         cache.insert(spec.name.clone(), handle.clone());
@@ -153,7 +159,7 @@ impl Stowage {
             }
             _ => {
                 let (command, config_json, options) = self.plugin_launch(spec)?;
-                SecretsHandle::for_plugin(command, config_json, options)
+                SecretsHandle::for_plugin_via(command, config_json, options, self.agent_route())
             }
         };
         cache.insert(spec.name.clone(), handle.clone());
@@ -202,6 +208,24 @@ impl Stowage {
             },
             sha256: spec.sha256,
         })
+    }
+
+    /// Where plugin processes are leased from: the agent of this home, unless `[agent]
+    /// mode` (or `STOWAGE_AGENT`) is `off`.
+    fn agent_route(&self) -> Option<agent::AgentRoute> {
+        let mut route = agent::AgentRoute::new(self.config.home.clone());
+        match self.config.agent.mode {
+            AgentMode::Off => return None,
+            AgentMode::IfRunning => {}
+            AgentMode::Auto => route.autostart = self.agent_program.clone(),
+        }
+        Some(route)
+    }
+
+    /// With `[agent] mode = "auto"`, the `stowage` binary that starts an agent on first
+    /// use (the CLI gives its own).
+    pub fn set_agent_program(&mut self, program: std::path::PathBuf) {
+        self.agent_program = Some(program);
     }
 
     /// What runs a plugin backend, its config as JSON, and how.

@@ -84,8 +84,8 @@ impl std::fmt::Debug for Sha256Digest {
 }
 
 /// What identifies a file's contents without reading them; any write changes `ctime`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct FileId {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileId {
     dev: u64,
     ino: u64,
     size: u64,
@@ -94,7 +94,7 @@ struct FileId {
 }
 
 impl FileId {
-    fn of(meta: &std::fs::Metadata) -> Self {
+    pub(crate) fn of(meta: &std::fs::Metadata) -> Self {
         FileId {
             dev: meta.dev(),
             ino: meta.ino(),

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use stowage_protocol::error_chain;
@@ -14,14 +14,17 @@ use stowage_protocol::{Capability, ConfigureRequest, PluginError, PluginInfo, co
 use tarpc::client::RpcError;
 use tarpc::context::Context;
 use tokio::io::BufReader;
-use tokio::process::{Child, Command};
+use tokio::net::unix::pipe;
+use tokio::process::Child;
 
+use crate::agent::{AgentRoute, Lease};
 use crate::client::HostClient;
 use crate::error::{Error, Result};
 use crate::groups::{self, GroupGuard, kill_group};
 use crate::pin::Sha256Digest;
 use crate::plugin_env::EnvInherit;
 use crate::stderr::StderrLog;
+use crate::spawn::RawPipes;
 use crate::transport::{CheckedTransport, StreamError};
 
 pub use stowage_protocol::EXIT_GRACE;
@@ -65,15 +68,39 @@ pub struct PluginProcess {
     backend: String,
     program: String,
     pid: u32,
-    child: tokio::sync::Mutex<Child>,
+    exit: tokio::sync::Mutex<Exit>,
     client: Mutex<Option<HostClient>>,
+    /// tarpc's dispatch task, which reads the plugin's stdout.
+    dispatch: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Calls sent and not answered (a cancelled caller leaves one behind).
+    in_flight: AtomicUsize,
     stderr: StderrLog,
     info: PluginInfo,
     handshake: Handshake,
+    /// Leased already configured from the agent.
+    warm: bool,
     broken: AtomicBool,
     /// Why the protocol stream ended, if it ended in an error.
     stream_error: StreamError,
     group: GroupGuard,
+}
+
+/// How the host learns that the plugin exited.
+enum Exit {
+    /// Spawned here: its child handle.
+    Own(Child),
+    /// Leased from the agent, which reaps it and says so.
+    Leased(Lease),
+}
+
+impl Exit {
+    /// Its exit status; `None` if it cannot be known (the agent went away).
+    async fn wait(&mut self) -> Option<ExitStatus> {
+        match self {
+            Exit::Own(child) => child.wait().await.ok(),
+            Exit::Leased(lease) => lease.wait().await,
+        }
+    }
 }
 
 /// Why a call failed at the transport level (as opposed to the plugin answering an error).
@@ -91,149 +118,84 @@ impl PluginProcess {
         configure: Option<ConfigureRequest>,
         deadline: Duration,
     ) -> Result<PluginProcess> {
+        Self::start_via(command, configure, deadline, None).await
+    }
+
+    /// [`PluginProcess::start`], leasing the process from the agent when `agent` routes to
+    /// one that answers (and `configure` is given); otherwise spawning it here. `keep_alive`
+    /// tells the agent how long to keep the process idle afterwards.
+    pub(crate) async fn start_via(
+        command: &PluginCommand,
+        configure: Option<ConfigureRequest>,
+        deadline: Duration,
+        agent: Option<(&AgentRoute, Option<Duration>)>,
+    ) -> Result<PluginProcess> {
         let program = command.program.display().to_string();
-        if let Err(message) = crate::integrity::check_program(&command.program) {
-            return Err(Error::PluginNotRunnable {
-                backend: command.backend.clone(),
-                program,
-                message,
-            });
-        }
-        let verified =
-            match &command.sha256 {
-                None => None,
-                Some(pin) => Some(crate::pin::verify(&command.program, pin).map_err(
-                    |message| Error::PluginNotRunnable {
-                        backend: command.backend.clone(),
-                        program: program.clone(),
-                        message,
-                    },
-                )?),
-            };
-        let mut cmd = match &verified {
-            // The sealed copy; argv[0] stays the binary's path.
-            Some(v) => {
-                let mut cmd = Command::new(v.exec_path());
-                cmd.arg0(&command.program);
-                cmd
+        let env = crate::spawn::environment(command);
+        let mut leased = None;
+        if let (Some((route, keep_alive)), Some(configure)) = (agent, &configure) {
+            match crate::agent::lease(route, command, &env, configure, keep_alive).await {
+                Ok(l) => leased = Some(l),
+                Err(reason) => {
+                    tracing::debug!(backend = %command.backend, "running the plugin without the agent: {reason}");
+                }
             }
-            None => Command::new(&command.program),
+        }
+        let (pid, mut exit, pipes, warm) = match leased {
+            Some(l) => (
+                l.pid,
+                Exit::Leased(l.lease),
+                RawPipes {
+                    stdin: l.stdin,
+                    stdout: l.stdout,
+                    stderr: l.stderr,
+                },
+                l.warm,
+            ),
+            None => {
+                let (child, pipes) = crate::spawn::spawn(command, &env)?;
+                (child.id().unwrap_or(0), Exit::Own(child), pipes, None)
+            }
         };
-        cmd.env_clear();
-        for (name, value) in std::env::vars_os() {
-            if command.inherit.allows(&name) {
-                cmd.env(name, value);
-            }
-        }
-        cmd.args(&command.args)
-            .envs(&command.env)
-            .env(handshake::COOKIE_ENV, handshake::COOKIE_VALUE)
-            .env(
-                handshake::VERSIONS_ENV,
-                handshake::format_versions(stowage_protocol::SUPPORTED_VERSIONS),
-            )
-            .env(handshake::LOG_ENV, plugin_log_filter())
-            .env(handshake::HOST_PID_ENV, std::process::id().to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own process group, so a deadline kills the plugin and anything it started.
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| Error::PluginNotRunnable {
-            backend: command.backend.clone(),
-            program: program.clone(),
-            message: crate::integrity::spawn_error(&command.program, &e),
-        })?;
-        let pid = child.id().unwrap_or(0);
+        drop(env);
         let group = groups::register(pid, &command.backend);
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        drop(verified);
-        let stderr = StderrLog::forward(
-            command.backend.clone(),
-            child.stderr.take().expect("piped stderr"),
-            scrub_values(command),
-        );
-        tracing::debug!(backend = %command.backend, pid, program = %program, "plugin started");
+        let io_error = |e: std::io::Error| Error::Io {
+            context: format!("cannot use the pipes of plugin {program}"),
+            source: e,
+        };
+        let stdin = pipe::Sender::from_owned_fd(pipes.stdin).map_err(io_error)?;
+        let stdout = pipe::Receiver::from_owned_fd(pipes.stdout).map_err(io_error)?;
+        let stderr = pipe::Receiver::from_owned_fd(pipes.stderr).map_err(io_error)?;
+        let stderr = StderrLog::forward(command.backend.clone(), stderr, scrub_values(command));
+        tracing::debug!(backend = %command.backend, pid, program = %program, warm = warm.is_some(), "plugin started");
 
         let mut stdout = BufReader::new(stdout);
-        let line = match tokio::time::timeout(deadline, handshake::read_handshake_line(&mut stdout))
-            .await
-        {
-            Ok(Ok(line)) => line,
-            Ok(Err(e)) => {
-                return Err(fail_start(
-                    command,
-                    &program,
-                    child,
-                    &stderr,
-                    format!("reading its handshake failed: {e}"),
-                )
-                .await);
-            }
-            Err(_) => {
-                kill_group(pid);
-                let _ = child.wait().await;
-                return Err(Error::DeadlineExceeded {
-                    backend: command.backend.clone(),
-                    operation: "the handshake".into(),
-                    timeout: deadline,
-                    stderr_tail: stderr.tail_at_exit(STDERR_DRAIN).await,
-                });
-            }
+        let handshake = match &warm {
+            Some((handshake, _)) => *handshake,
+            None => read_handshake(command, &program, pid, &mut exit, &stderr, &mut stdout, deadline).await?,
         };
-        if line.is_empty() {
-            let message = "it exited before the handshake".to_owned();
-            return Err(fail_start(command, &program, child, &stderr, message).await);
-        }
-        let parsed = std::str::from_utf8(&line)
-            .map_err(|_| handshake::HandshakeError::Malformed)
-            .and_then(Handshake::parse);
-        let handshake = match parsed {
-            Ok(h) if line.ends_with(b"\n") => h,
-            Ok(_) | Err(_) => {
-                let why = match parsed {
-                    Err(handshake::HandshakeError::UnknownCodec(c)) => {
-                        format!(
-                            "it names the codec {c:?}, which this host does not speak (bincode, json)"
-                        )
-                    }
-                    Ok(_) => format!(
-                        "its first line is longer than {} bytes or does not end",
-                        handshake::MAX_HANDSHAKE_LEN
-                    ),
-                    Err(_) => format!(
-                        "that is not a handshake line (`{} <version> <codec>`); is it a Stowage \
-                         plugin, and does it keep stdout free of other output?",
-                        handshake::HANDSHAKE_PREFIX
-                    ),
-                };
-                let message = format!("it wrote {} first: {why}", quote(&line));
-                return Err(fail_start(command, &program, child, &stderr, message).await);
-            }
-        };
-        if !stowage_protocol::SUPPORTED_VERSIONS.contains(&handshake.version) {
-            let message = format!(
-                "it chose protocol version {}, but this host offered {:?}",
-                handshake.version,
-                stowage_protocol::SUPPORTED_VERSIONS
-            );
-            return Err(fail_start(command, &program, child, &stderr, message).await);
-        }
 
         let transport: codec::HostTransport<_> =
             codec::transport(tokio::io::join(stdout, stdin), handshake.codec);
         let (transport, stream_error) = CheckedTransport::new(transport);
-        let client =
-            HostClient(tarpc::client::new(tarpc::client::Config::default(), transport).spawn());
+        let tarpc::client::NewClient { client, dispatch } =
+            tarpc::client::new(tarpc::client::Config::default(), transport);
+        // Kept, so that a leased process is handed back only once this host has stopped
+        // reading its stdout.
+        let dispatch = tokio::spawn(async move {
+            if let Err(e) = dispatch.await {
+                tracing::debug!("plugin connection ended: {e}");
+            }
+        });
 
         let mut process = PluginProcess {
             backend: command.backend.clone(),
             program,
             pid,
-            child: tokio::sync::Mutex::new(child),
-            client: Mutex::new(Some(client)),
+            exit: tokio::sync::Mutex::new(exit),
+            client: Mutex::new(Some(HostClient(client))),
+            dispatch: Mutex::new(Some(dispatch)),
+            in_flight: AtomicUsize::new(0),
             stderr,
             info: PluginInfo {
                 name: String::new(),
@@ -242,10 +204,15 @@ impl PluginProcess {
                 capabilities: Vec::new(),
             },
             handshake,
+            warm: warm.is_some(),
             broken: AtomicBool::new(false),
             stream_error,
             group,
         };
+        if let Some((_, info)) = warm {
+            process.info = info;
+            return Ok(process);
+        }
         let info = match configure {
             Some(configure) => {
                 process
@@ -268,6 +235,7 @@ impl PluginProcess {
                 Ok(process)
             }
             Err(e) => {
+                process.broken.store(true, Ordering::Release);
                 process.shutdown().await;
                 Err(e)
             }
@@ -320,7 +288,10 @@ impl PluginProcess {
         let mut ctx = tarpc::context::current();
         ctx.deadline = Instant::now() + timeout;
         self.group.set_operation(Some(operation));
+        // Not decremented if this future is dropped mid-call: that call stays unanswered.
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
         let outcome = tokio::time::timeout(timeout, f(client, ctx)).await;
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.group.set_operation(None);
         let outcome = match outcome {
             Ok(Ok(answer)) => Ok(answer),
@@ -392,12 +363,33 @@ impl PluginProcess {
     }
 
     /// Closes the plugin's stdin and waits for it to exit; kills its process group if it
-    /// has not exited after [`EXIT_GRACE`].
+    /// has not exited after [`EXIT_GRACE`]. A process leased from the agent is handed
+    /// back instead (for reuse when it answered every call).
     pub async fn shutdown(&self) {
         // Dropping the last client handle ends tarpc's dispatch task, which drops the
         // transport and so closes the plugin's stdin.
         drop(self.client.lock().unwrap_or_else(|e| e.into_inner()).take());
-        let mut child = self.child.lock().await;
+        let dispatch = self.dispatch.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let mut exit = self.exit.lock().await;
+        let child = match &mut *exit {
+            Exit::Own(child) => child,
+            Exit::Leased(lease) => {
+                // Another CLI may get these pipes next: this one must have stopped
+                // reading them, with no call left unanswered.
+                let stopped = match dispatch {
+                    Some(task) => tokio::time::timeout(Duration::from_secs(1), task)
+                        .await
+                        .is_ok(),
+                    None => true,
+                };
+                let reusable =
+                    stopped && self.is_usable() && self.in_flight.load(Ordering::Acquire) == 0;
+                let configured = (!self.warm).then(|| (self.handshake, self.info.clone()));
+                lease.release(reusable, configured).await;
+                self.group.release();
+                return;
+            }
+        };
         let waited = tokio::time::timeout(EXIT_GRACE, child.wait()).await;
         if waited.is_ok() {
             // Whatever it left running in its group (a helper it never waited for) goes
@@ -425,11 +417,8 @@ impl PluginProcess {
     }
 
     async fn exit_status_within(&self, wait: Duration) -> Option<ExitStatus> {
-        let mut child = self.child.lock().await;
-        tokio::time::timeout(wait, child.wait())
-            .await
-            .ok()
-            .and_then(Result::ok)
+        let mut exit = self.exit.lock().await;
+        tokio::time::timeout(wait, exit.wait()).await.ok().flatten()
     }
 
     fn plugin_error(&self, message: String, stderr_tail: Vec<String>) -> Error {
@@ -445,7 +434,9 @@ impl PluginProcess {
 impl Drop for PluginProcess {
     fn drop(&mut self) {
         // A process dropped without `shutdown` (a cancelled caller) must not linger.
-        if let Ok(mut child) = self.child.try_lock()
+        // (A leased one is closed by the agent when its lease drops unreleased.)
+        if let Ok(mut exit) = self.exit.try_lock()
+            && let Exit::Own(child) = &mut *exit
             && matches!(child.try_wait(), Ok(None))
         {
             kill_group(self.pid);
@@ -456,17 +447,16 @@ impl Drop for PluginProcess {
 async fn fail_start(
     command: &PluginCommand,
     program: &str,
-    mut child: Child,
+    pid: u32,
+    exit: &mut Exit,
     stderr: &StderrLog,
     message: String,
 ) -> Error {
-    let status = match tokio::time::timeout(Duration::from_millis(500), child.wait()).await {
-        Ok(Ok(status)) => Some(status),
+    let status = match tokio::time::timeout(Duration::from_millis(500), exit.wait()).await {
+        Ok(Some(status)) => Some(status),
         _ => {
-            if let Some(pid) = child.id() {
-                kill_group(pid);
-            }
-            let _ = child.wait().await;
+            kill_group(pid);
+            let _ = exit.wait().await;
             None
         }
     };
@@ -480,6 +470,74 @@ async fn fail_start(
         message,
         stderr_tail: stderr.tail_at_exit(STDERR_DRAIN).await,
     }
+}
+
+/// Reads and checks the plugin's handshake line within `deadline`.
+async fn read_handshake(
+    command: &PluginCommand,
+    program: &str,
+    pid: u32,
+    exit: &mut Exit,
+    stderr: &StderrLog,
+    stdout: &mut BufReader<pipe::Receiver>,
+    deadline: Duration,
+) -> Result<Handshake> {
+    let line = match tokio::time::timeout(deadline, handshake::read_handshake_line(stdout)).await {
+        Ok(Ok(line)) => line,
+        Ok(Err(e)) => {
+            let message = format!("reading its handshake failed: {e}");
+            return Err(fail_start(command, program, pid, exit, stderr, message).await);
+        }
+        Err(_) => {
+            kill_group(pid);
+            let _ = exit.wait().await;
+            return Err(Error::DeadlineExceeded {
+                backend: command.backend.clone(),
+                operation: "the handshake".into(),
+                timeout: deadline,
+                stderr_tail: stderr.tail_at_exit(STDERR_DRAIN).await,
+            });
+        }
+    };
+    if line.is_empty() {
+        let message = "it exited before the handshake".to_owned();
+        return Err(fail_start(command, program, pid, exit, stderr, message).await);
+    }
+    let parsed = std::str::from_utf8(&line)
+        .map_err(|_| handshake::HandshakeError::Malformed)
+        .and_then(Handshake::parse);
+    let handshake = match parsed {
+        Ok(h) if line.ends_with(b"\n") => h,
+        Ok(_) | Err(_) => {
+            let why = match parsed {
+                Err(handshake::HandshakeError::UnknownCodec(c)) => {
+                    format!(
+                        "it names the codec {c:?}, which this host does not speak (bincode, json)"
+                    )
+                }
+                Ok(_) => format!(
+                    "its first line is longer than {} bytes or does not end",
+                    handshake::MAX_HANDSHAKE_LEN
+                ),
+                Err(_) => format!(
+                    "that is not a handshake line (`{} <version> <codec>`); is it a Stowage \
+                     plugin, and does it keep stdout free of other output?",
+                    handshake::HANDSHAKE_PREFIX
+                ),
+            };
+            let message = format!("it wrote {} first: {why}", quote(&line));
+            return Err(fail_start(command, program, pid, exit, stderr, message).await);
+        }
+    };
+    if !stowage_protocol::SUPPORTED_VERSIONS.contains(&handshake.version) {
+        let message = format!(
+            "it chose protocol version {}, but this host offered {:?}",
+            handshake.version,
+            stowage_protocol::SUPPORTED_VERSIONS
+        );
+        return Err(fail_start(command, program, pid, exit, stderr, message).await);
+    }
+    Ok(handshake)
 }
 
 fn describe(status: ExitStatus) -> String {
@@ -530,15 +588,4 @@ fn scrub_values(command: &PluginCommand) -> Vec<String> {
     values.sort_by_key(|v| std::cmp::Reverse(v.len()));
     values.dedup();
     values
-}
-
-fn plugin_log_filter() -> String {
-    // Plugins log at the host's level: debug when the host is debugging, info otherwise.
-    if tracing::enabled!(target: "stowage::plugin", tracing::Level::TRACE) {
-        "trace".into()
-    } else if tracing::enabled!(target: "stowage::plugin", tracing::Level::DEBUG) {
-        "debug".into()
-    } else {
-        "info".into()
-    }
 }

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod agent;
 pub mod config;
 pub mod conformance;
 pub mod exec;

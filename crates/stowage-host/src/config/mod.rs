@@ -32,11 +32,13 @@ use toml::Spanned;
 
 use crate::error::{ConfigError, Error, Result};
 
+mod agent;
 mod expand;
 mod locate;
 #[cfg(test)]
 mod tests;
 
+pub use agent::{AGENT_ENV, AgentMode, AgentSettings};
 pub use expand::expand_env;
 use expand::expand_table;
 use locate::{Locator, find_key_line};
@@ -192,6 +194,8 @@ pub struct Config {
     /// `plugin-signing-keys`: minisign public keys; when any is set, `plugins install`
     /// requires a detached signature by one of them.
     pub plugin_signing_keys: Vec<crate::signing::SigningKey>,
+    /// `[agent]`: whether and how CLIs use `stowage agent`.
+    pub agent: AgentSettings,
 }
 
 /// Where to read the config from.
@@ -253,7 +257,9 @@ impl Config {
             secrets: BTreeMap::new(),
             source_text: None,
             plugin_signing_keys: Vec::new(),
+            agent: AgentSettings::default(),
         };
+        c.agent.apply_env();
         c.add_builtins();
         c
     }
@@ -291,6 +297,7 @@ impl Config {
             secrets: BTreeMap::new(),
             source_text: Some(text.to_owned()),
             plugin_signing_keys: Vec::new(),
+            agent: AgentSettings::from_raw(raw.agent, &locate)?,
         };
         for (role, tables) in [(Role::Storage, raw.storage), (Role::Secrets, raw.secrets)] {
             for (name, table) in tables {
@@ -367,6 +374,7 @@ struct RawConfig {
     default_storage: Option<Spanned<String>>,
     default_secrets: Option<Spanned<String>>,
     plugin_signing_keys: Option<Vec<Spanned<String>>>,
+    agent: Option<agent::RawAgent>,
     #[serde(default)]
     storage: BTreeMap<String, Spanned<RawBackend>>,
     #[serde(default)]
