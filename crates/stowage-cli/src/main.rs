@@ -117,7 +117,16 @@ fn main() -> ExitCode {
     let words = command_words(&matches);
     let writes = cli.command.writes();
     let owns_signals = cli.command.owns_signals();
-    init_logging(cli.verbose);
+    // The agent logs what it does (to its log file) unless told to be quieter.
+    let serving = matches!(
+        cli.command,
+        Command::Agent(commands::agent::AgentCommand::Serve { .. })
+    );
+    init_logging(if serving {
+        cli.verbose.max(1)
+    } else {
+        cli.verbose
+    });
     let source = ConfigSource {
         explicit: cli.config.clone(),
         home: cli.home.clone(),

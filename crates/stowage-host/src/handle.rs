@@ -11,8 +11,8 @@ use stowage_protocol::{
     SecretRef, Secrets, Storage,
 };
 
-use crate::backend::{InProcess, SecretsBackend, StorageBackend};
 use crate::agent::AgentRoute;
+use crate::backend::{InProcess, SecretsBackend, StorageBackend};
 use crate::config::DEFAULT_TIMEOUT;
 use crate::error::{Error, Result};
 use crate::launcher::PluginBackend;

@@ -23,8 +23,8 @@ use crate::error::{Error, Result};
 use crate::groups::{self, GroupGuard, kill_group};
 use crate::pin::Sha256Digest;
 use crate::plugin_env::EnvInherit;
-use crate::stderr::StderrLog;
 use crate::spawn::RawPipes;
+use crate::stderr::StderrLog;
 use crate::transport::{CheckedTransport, StreamError};
 
 pub use stowage_protocol::EXIT_GRACE;
@@ -172,7 +172,18 @@ impl PluginProcess {
         let mut stdout = BufReader::new(stdout);
         let handshake = match &warm {
             Some((handshake, _)) => *handshake,
-            None => read_handshake(command, &program, pid, &mut exit, &stderr, &mut stdout, deadline).await?,
+            None => {
+                read_handshake(
+                    command,
+                    &program,
+                    pid,
+                    &mut exit,
+                    &stderr,
+                    &mut stdout,
+                    deadline,
+                )
+                .await?
+            }
         };
 
         let transport: codec::HostTransport<_> =
@@ -369,7 +380,11 @@ impl PluginProcess {
         // Dropping the last client handle ends tarpc's dispatch task, which drops the
         // transport and so closes the plugin's stdin.
         drop(self.client.lock().unwrap_or_else(|e| e.into_inner()).take());
-        let dispatch = self.dispatch.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let dispatch = self
+            .dispatch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let mut exit = self.exit.lock().await;
         let child = match &mut *exit {
             Exit::Own(child) => child,

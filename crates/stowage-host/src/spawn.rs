@@ -46,7 +46,10 @@ pub(crate) fn environment(command: &PluginCommand) -> Vec<(OsString, OsString)> 
 
 /// Starts `command` with exactly `env` (plus `STOWAGE_HOST_PID`, this process), as the
 /// leader of its own process group, after the integrity checks and the pin.
-pub(crate) fn spawn(command: &PluginCommand, env: &[(OsString, OsString)]) -> Result<(Child, RawPipes)> {
+pub(crate) fn spawn(
+    command: &PluginCommand,
+    env: &[(OsString, OsString)],
+) -> Result<(Child, RawPipes)> {
     let program = command.program.display().to_string();
     let not_runnable = |message| Error::PluginNotRunnable {
         backend: command.backend.clone(),

@@ -51,7 +51,10 @@ impl Timing {
     fn args(&self) -> Vec<String> {
         let mut args = Vec::new();
         if let Some(d) = self.idle_exit {
-            args.extend(["--idle-exit".into(), humantime::format_duration(d).to_string()]);
+            args.extend([
+                "--idle-exit".into(),
+                humantime::format_duration(d).to_string(),
+            ]);
         }
         if let Some(d) = self.plugin_keep_alive {
             args.extend([
@@ -147,7 +150,8 @@ async fn wait_gone(pid: u32) {
 }
 
 fn show(status: &AgentStatus, route: &AgentRoute, out: Output) {
-    let secs = |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
+    let secs =
+        |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
     match out {
         Output::Json => output::json(&serde_json::json!({
             "running": true,
@@ -186,14 +190,21 @@ fn show(status: &AgentStatus, route: &AgentRoute, out: Output) {
                     vec![
                         p.backend.clone(),
                         p.pid.to_string(),
-                        if p.leased { "leased".into() } else { format!("idle {}", secs(p.idle_for)) },
+                        if p.leased {
+                            "leased".into()
+                        } else {
+                            format!("idle {}", secs(p.idle_for))
+                        },
                         p.leases.to_string(),
                         secs(p.keep_alive),
                         p.program.display().to_string(),
                     ]
                 })
                 .collect();
-            output::table(&["BACKEND", "PID", "STATE", "LEASES", "KEEP-ALIVE", "PROGRAM"], &rows);
+            output::table(
+                &["BACKEND", "PID", "STATE", "LEASES", "KEEP-ALIVE", "PROGRAM"],
+                &rows,
+            );
         }
     }
 }

@@ -55,7 +55,11 @@ impl Lease {
 
     /// Ends the lease. A `reusable` process goes back to the agent's pool, with
     /// `configured` for whoever leases it next.
-    pub(crate) async fn release(&mut self, reusable: bool, configured: Option<(Handshake, PluginInfo)>) {
+    pub(crate) async fn release(
+        &mut self,
+        reusable: bool,
+        configured: Option<(Handshake, PluginInfo)>,
+    ) {
         let configured = configured.map(|(h, info)| Configured {
             handshake: h.to_line(),
             info,

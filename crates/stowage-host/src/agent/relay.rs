@@ -122,7 +122,10 @@ mod tests {
         let (ack_tx, ack) = oneshot::channel();
         tx.send(RelayCommand::Detach(ack_tx)).unwrap();
         ack.await.unwrap();
-        assert_eq!(read_to_end(cli_reads).await, "while idle\nduring the call\n");
+        assert_eq!(
+            read_to_end(cli_reads).await,
+            "while idle\nduring the call\n"
+        );
 
         // After the plugin dies, a new lease's relay gets the rest and then EOF.
         plugin_err.write_all(b"last words\n").await.unwrap();

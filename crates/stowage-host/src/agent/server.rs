@@ -54,7 +54,12 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
     match std::fs::remove_file(&socket) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot remove the old socket {}: {e}", socket.display())),
+        Err(e) => {
+            return Err(format!(
+                "cannot remove the old socket {}: {e}",
+                socket.display()
+            ));
+        }
     }
     let listener = UnixListener::bind(&socket)
         .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
@@ -419,7 +424,10 @@ async fn retire(p: Plugin) {
         .await
         .is_ok();
     if !exited {
-        tracing::warn!(pid, "plugin did not exit within {EXIT_GRACE:?} of stdin closing; killing it");
+        tracing::warn!(
+            pid,
+            "plugin did not exit within {EXIT_GRACE:?} of stdin closing; killing it"
+        );
         kill_group(pid);
         let _ = exit.wait_for(Option::is_some).await;
     }

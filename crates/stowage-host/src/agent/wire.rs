@@ -78,10 +78,14 @@ pub(crate) enum Response {
         warm: Option<Configured>,
     },
     /// Run the plugin yourself; `reason` is for the debug log.
-    Unavailable { reason: String },
+    Unavailable {
+        reason: String,
+    },
     /// The plugin exited during the lease (its raw wait status), after its stderr was
     /// relayed to the end.
-    Exited { wait_status: i32 },
+    Exited {
+        wait_status: i32,
+    },
     Released,
     Status(AgentStatus),
     Stopping,
@@ -200,7 +204,10 @@ async fn read_exact(
                     if let ControlMessageOwned::ScmRights(raw) = cmsg {
                         // SAFETY: the kernel just installed these descriptors in this
                         // process for us; nothing else owns them.
-                        received.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                        received.extend(
+                            raw.into_iter()
+                                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                        );
                     }
                 }
             }

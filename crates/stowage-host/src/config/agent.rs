@@ -89,7 +89,11 @@ impl AgentSettings {
         }
         for (key, value, slot) in [
             ("idle-exit", raw.idle_exit, &mut s.idle_exit),
-            ("plugin-keep-alive", raw.plugin_keep_alive, &mut s.plugin_keep_alive),
+            (
+                "plugin-keep-alive",
+                raw.plugin_keep_alive,
+                &mut s.plugin_keep_alive,
+            ),
         ] {
             let Some(value) = value else { continue };
             let fail = |message: String| {
