@@ -3,6 +3,7 @@
 //! run, and reports medians, p90, p99 and ratios. Run it through `cargo xtask bench`, which
 //! builds everything in release mode first. Benchmarks never assert: they report.
 
+mod cli_path;
 mod floors;
 mod measure;
 mod plugin_calls;
@@ -88,8 +89,8 @@ fn main() {
         startup::startup_breakdown(&args.bin_dir, &args.out_dir, scale, &mut report);
     }
     if wanted("cli") {
-        eprintln!("== 6. the CLI end to end");
-        startup::cli(&args.bin_dir, scale, &mut report);
+        eprintln!("== 6. the CLI end to end, with and without the agent");
+        cli_path::run(&args.bin_dir, scale, &mut report);
     }
 
     if wanted("porter") {
@@ -105,6 +106,7 @@ fn main() {
     report.ratios(&floors);
     let (spawn, pipe) = (report.median(&floors.spawn), report.median(&floors.pipe));
     porter::ratios(&mut report, spawn, pipe);
+    cli_path::ratios(&mut report, spawn);
     let json = report.to_json();
     let json_path = args.out_dir.join("results.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&json).unwrap())

@@ -233,26 +233,6 @@ impl Report {
                 |r| r <= 1.0,
             );
         }
-        let cli = self
-            .median("CLI secrets get, host backend")
-            .zip(spawn)
-            .map(|(a, b)| a / b);
-        self.ratio(
-            "CLI secrets get (host) / spawn floor",
-            cli,
-            "(reported)",
-            |_| true,
-        );
-        let cli = self
-            .median("CLI secrets get, through a plugin")
-            .zip(spawn)
-            .map(|(a, b)| a / b);
-        self.ratio(
-            "CLI secrets get (plugin) / spawn floor",
-            cli,
-            "(reported)",
-            |_| true,
-        );
     }
 
     pub fn to_json(&self) -> serde_json::Value {

@@ -87,49 +87,6 @@ pub fn run(bin_dir: &Path, scale: usize, report: &mut Report) {
     }
 }
 
-pub fn cli(bin_dir: &Path, scale: usize, report: &mut Report) {
-    let stowage = bin_dir.join("stowage");
-    let testkit = bin_dir.join("stowage-plugin-testkit");
-    let home = tempfile::tempdir().expect("temp home");
-    let config = home.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[secrets.tk]\npath = \"{}\"\n[secrets.tk.config]\nroot = \"{}\"\n",
-            testkit.display(),
-            home.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let run = |args: &[&str], stdin: &[u8]| {
-        use std::io::Write as _;
-        let mut child = Command::new(&stowage)
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env("STOWAGE_HOME", home.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run stowage");
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        let status = child.wait().unwrap();
-        assert!(status.success(), "stowage {args:?} failed");
-    };
-    run(&["secrets", "set", "-b", "tk", "k"], b"v");
-    let started = Instant::now();
-    let samples = sample(200 / scale, 10, || {
-        run(&["secrets", "get", "-b", "host", "value:x"], b"")
-    });
-    report.add("CLI secrets get, host backend", samples);
-    let samples = sample(200 / scale, 10, || {
-        run(&["secrets", "get", "-b", "tk", "k"], b"")
-    });
-    report.add("CLI secrets get, through a plugin", samples);
-    let _ = started;
-}
-
 /// Where start-up time goes: an empty Rust program linked dynamically and statically,
 /// and the testkit run by hand (explains itself on stderr and exits) — all without any
 /// protocol, next to the static C floor.
