@@ -503,3 +503,31 @@ fn agents_and_clis_of_different_users_refuse_each_other() {
         "the agent did not log the refusal: {log}"
     );
 }
+
+#[test]
+fn the_plugin_runs_in_the_working_directory_of_the_cli() {
+    // A relative path in a plugin's config is relative to where `stowage` runs.
+    let home = Home::new("", r#"root = "relative-data""#);
+    home.start_agent(&[]);
+    let (a, b) = (home.path().join("a"), home.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let mut put = home
+        .command(&["storage", "put", "c", "doc"])
+        .current_dir(&a)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    put.stdin.take().unwrap().write_all(b"in a").unwrap();
+    assert!(put.wait().unwrap().success());
+    assert!(a.join("relative-data").is_dir());
+    let get = |dir: &Path| {
+        home.command(&["storage", "get", "c", "doc"])
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(get(&b).status.code(), Some(3));
+    assert_eq!(text(&get(&a).stdout), "in a");
+}

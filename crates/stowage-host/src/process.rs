@@ -153,7 +153,7 @@ impl PluginProcess {
                 l.warm,
             ),
             None => {
-                let (child, pipes) = crate::spawn::spawn(command, &env)?;
+                let (child, pipes) = crate::spawn::spawn(command, &env, None)?;
                 (child.id().unwrap_or(0), Exit::Own(child), pipes, None)
             }
         };

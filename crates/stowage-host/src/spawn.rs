@@ -44,11 +44,13 @@ pub(crate) fn environment(command: &PluginCommand) -> Vec<(OsString, OsString)> 
     env
 }
 
-/// Starts `command` with exactly `env` (plus `STOWAGE_HOST_PID`, this process), as the
-/// leader of its own process group, after the integrity checks and the pin.
+/// Starts `command` with exactly `env` (plus `STOWAGE_HOST_PID`, this process), in `cwd`
+/// (else this process's), as the leader of its own process group, after the integrity
+/// checks and the pin.
 pub(crate) fn spawn(
     command: &PluginCommand,
     env: &[(OsString, OsString)],
+    cwd: Option<&std::path::Path>,
 ) -> Result<(Child, RawPipes)> {
     let program = command.program.display().to_string();
     let not_runnable = |message| Error::PluginNotRunnable {
@@ -70,6 +72,9 @@ pub(crate) fn spawn(
         }
         None => Command::new(&command.program),
     };
+    if let Some(cwd) = cwd {
+        cmd.current_dir(cwd);
+    }
     cmd.env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .env(handshake::HOST_PID_ENV, std::process::id().to_string())

@@ -88,12 +88,14 @@ pub(crate) async fn lease(
     configure: &ConfigureRequest,
     keep_alive: Option<Duration>,
 ) -> Result<Leased, NotUsed> {
+    let cwd = std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?;
     let stream = connect(route).await?;
     let request = Request::Lease(Box::new(LeaseRequest {
         version: wire::VERSION.to_owned(),
         backend: command.backend.clone(),
         program: command.program.clone(),
         args: command.args.clone(),
+        cwd,
         env: env
             .iter()
             .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))

@@ -270,7 +270,7 @@ fn acquire(shared: &Shared, mut request: LeaseRequest) -> Result<Granted, String
         .into_iter()
         .map(|(k, v)| (OsString::from_vec(k), OsString::from_vec(v)))
         .collect();
-    let spawned = crate::spawn::spawn(&command, &env);
+    let spawned = crate::spawn::spawn(&command, &env, Some(&request.cwd));
     for (_, v) in env.iter_mut() {
         // The plugin has its environment now; the agent keeps none of it.
         let mut bytes = std::mem::take(v).into_vec();
@@ -465,6 +465,7 @@ fn lease_key(r: &LeaseRequest) -> Key {
         h.update(bytes);
     };
     part(r.program.as_os_str().as_encoded_bytes());
+    part(r.cwd.as_os_str().as_encoded_bytes());
     part(&(r.args.len() as u64).to_be_bytes());
     for a in &r.args {
         part(a.as_bytes());

@@ -50,6 +50,9 @@ pub(crate) struct LeaseRequest {
     pub backend: String,
     pub program: PathBuf,
     pub args: Vec<String>,
+    /// The CLI's working directory, which the plugin inherits (relative paths in a
+    /// plugin's config are relative to it).
+    pub cwd: PathBuf,
     /// The whole environment the plugin gets (`STOWAGE_HOST_PID` aside), as bytes.
     pub env: Vec<(Vec<u8>, Vec<u8>)>,
     /// The pinned digest (`sha256`), which the agent verifies as the CLI would.
