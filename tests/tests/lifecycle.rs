@@ -8,7 +8,7 @@ use stowage_host::protocol::{
     Capability, DocumentKey, ErrorCode, ListQuery, Precondition, SecretBytes, SecretRef,
 };
 use stowage_host::{Config, Error, Stowage};
-use stowage_tests::processes::wait_gone;
+use stowage_tests::processes::{process_gone, wait_gone};
 
 const TESTKIT: &str = env!("CARGO_BIN_EXE_stowage-plugin-testkit");
 
@@ -454,8 +454,13 @@ async fn without_keep_alive_every_operation_gets_a_fresh_process() {
     assert_eq!(code(&e), ErrorCode::NotFound, "{e}");
     let started = pids(&home);
     assert_eq!(started.len(), 2, "{started:?}");
+    // Answers do not wait for the plugin to exit; `shutdown` waits for every one.
+    stowage.shutdown().await;
     for pid in started {
-        assert!(wait_gone(pid, Duration::from_secs(5)));
+        assert!(
+            process_gone(pid),
+            "plugin {pid} still running after shutdown"
+        );
     }
 }
 

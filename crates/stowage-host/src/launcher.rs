@@ -28,6 +28,9 @@ pub struct PluginBackend {
     keep_alive: Option<Arc<KeptProcess>>,
     /// The agent to lease processes from, when one answers.
     agent: Option<AgentRoute>,
+    /// Short-lived processes that answered and are being stopped: the answer is returned
+    /// at once, and [`PluginBackend::shutdown`] waits for them.
+    stopping: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// The slot holding a kept-alive process, and when it was last used.
@@ -61,6 +64,7 @@ impl PluginBackend {
                 })
             }),
             agent: None,
+            stopping: Mutex::new(Vec::new()),
         }
     }
 
@@ -140,7 +144,15 @@ impl PluginBackend {
             _ => f(process.clone()).await,
         };
         match &self.keep_alive {
-            None => process.shutdown().await,
+            // The answer does not wait for the plugin to exit (closing its stdin, reaping
+            // it, killing it after the grace period): that goes on in the background, and
+            // `shutdown` waits for it.
+            None => {
+                let stopping = tokio::spawn(async move { process.shutdown().await });
+                let mut list = self.stopping.lock().unwrap_or_else(|e| e.into_inner());
+                list.retain(|t| !t.is_finished());
+                list.push(stopping);
+            }
             Some(kept) => {
                 *kept.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
                 if !process.is_usable() {
@@ -156,12 +168,18 @@ impl PluginBackend {
         result
     }
 
-    /// Stops the kept-alive process, if any (closing its stdin, as at idle expiry).
+    /// Stops the kept-alive process, if any (closing its stdin, as at idle expiry), and
+    /// waits for short-lived processes still stopping.
     pub async fn shutdown(&self) {
         if let Some(kept) = &self.keep_alive
             && let Some(p) = kept.slot.lock().await.take()
         {
             p.shutdown().await;
+        }
+        let stopping =
+            std::mem::take(&mut *self.stopping.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in stopping {
+            let _ = task.await;
         }
     }
 }
