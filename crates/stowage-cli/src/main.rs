@@ -2,6 +2,7 @@
 
 mod commands;
 mod exit;
+mod lazy;
 mod output;
 mod signals;
 
@@ -35,9 +36,11 @@ struct Cli {
     verbose: u8,
 
     #[command(subcommand)]
-    command: Command,
+    command: lazy::Lazy,
 }
 
+/// The top-level subcommands. `lazy` builds them for the parser, each only when used, and
+/// holds their one-line descriptions; the doc comments here are for readers.
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Show, check or create the config file.
@@ -81,21 +84,37 @@ enum Command {
 }
 
 fn init_logging(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let filter = std::env::var("STOWAGE_LOG").ok().unwrap_or_else(|| {
-        // tarpc's own connection warnings repeat what our errors already say.
-        match verbose {
-            0 => "warn,tarpc=off",
-            1 => "info,tarpc=off",
-            2 => "debug",
-            _ => "trace",
-        }
-        .to_owned()
-    });
-    let _ = tracing_subscriber::fmt()
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("warn")))
-        .with_target(false)
+        .with_target(false);
+    if let Ok(filter) = std::env::var("STOWAGE_LOG") {
+        use tracing_subscriber::EnvFilter;
+        let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("warn"));
+        let _ = tracing_subscriber::registry()
+            .with(layer)
+            .with(filter)
+            .try_init();
+        return;
+    }
+    // Without STOWAGE_LOG, a plain level filter: EnvFilter's directive parsing was a
+    // tenth of the CLI's start-up.
+    let level = match verbose {
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    let mut filter = Targets::new().with_default(level);
+    if verbose < 2 {
+        // tarpc's own connection warnings repeat what our errors already say.
+        filter = filter.with_target("tarpc", LevelFilter::OFF);
+    }
+    let _ = tracing_subscriber::registry()
+        .with(layer)
+        .with(filter)
         .try_init();
 }
 
@@ -109,17 +128,20 @@ fn main() -> ExitCode {
     // SIGPIPE stays ignored (Rust's default): a plugin that closes its stdin must be a
     // plugin error, not the death of the host. A closed stdout is handled where stdout
     // is written (`output::write_stdout`).
-    let matches = Cli::command().get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
+    // The parser is built, used once and then leaked: freeing its hundreds of arguments
+    // costs more than everything else this process does before starting a plugin.
+    let command = Box::leak(Box::new(Cli::command()));
+    let matches = &*Box::leak(Box::new(command.get_matches_mut()));
+    let cli = match Cli::from_arg_matches(matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let words = command_words(&matches);
-    let writes = cli.command.writes();
-    let owns_signals = cli.command.owns_signals();
+    let words = command_words(matches);
+    let writes = cli.command.0.writes();
+    let owns_signals = cli.command.0.owns_signals();
     // The agent logs what it does (to its log file) unless told to be quieter.
     let serving = matches!(
-        cli.command,
+        cli.command.0,
         Command::Agent(commands::agent::AgentCommand::Serve { .. })
     );
     init_logging(if serving {
@@ -217,7 +239,7 @@ async fn run(
     interrupt: Option<signals::Interrupt>,
 ) -> commands::CmdResult {
     // `config init` must work when the config is broken or absent.
-    if let Command::Config(cmd) = &cli.command
+    if let Command::Config(cmd) = &cli.command.0
         && let Some(r) = commands::config::run_without_runtime(cmd, source, cli.output.into())
     {
         return r;
@@ -229,7 +251,7 @@ async fn run(
         stowage.set_agent_program(me);
     }
     let out = Output::from(cli.output);
-    let result = match cli.command {
+    let result = match cli.command.0 {
         Command::Config(cmd) => commands::config::run(cmd, &stowage, out).await,
         Command::Plugins(cmd) => commands::plugins::run(cmd, &stowage, out).await,
         Command::Storage(cmd) => commands::storage::run(cmd, &stowage, out, interrupt).await,
