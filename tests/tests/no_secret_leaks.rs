@@ -413,3 +413,40 @@ fn a_canary_secret_never_leaks_across_the_cli_surface() {
     );
     assert!(h.ran > 100, "only {} runs", h.ran);
 }
+
+#[test]
+fn through_the_agent_the_canary_leaks_nowhere_either() {
+    let mut h = Home::new();
+    let start = h.run("text", &["agent", "start"], None);
+    assert_eq!(start.code, Some(0), "{}", start.all);
+    let ok = Some(true);
+    check(
+        &[h.run("text", &["secrets", "set", "api-token"], Some(CANARY))],
+        false,
+        ok,
+    );
+    // Twice: a fresh process, then a warm one.
+    for _ in 0..2 {
+        check(&h.both(&["secrets", "get", "api-token"], None), false, ok);
+        check(&h.both(&["storage", "count", "docs"], None), false, ok);
+        check(
+            &h.both(&["secrets", "get", "-b", "crashy", "api-token"], None),
+            false,
+            Some(false),
+        );
+    }
+    check(
+        &h.both(&["secrets", "get", "api-token", "--reveal"], None),
+        true,
+        ok,
+    );
+    check(&h.both(&["agent", "status"], None), false, ok);
+    let stop = h.run("text", &["agent", "stop"], None);
+    assert_eq!(stop.code, Some(0), "{}", stop.all);
+    let log = std::fs::read_to_string(h.path().join("agent/agent.log")).unwrap();
+    assert!(
+        !log.contains(CANARY),
+        "the agent's log holds the canary:\n{log}"
+    );
+    assert!(log.contains("serving uid"), "{log}");
+}

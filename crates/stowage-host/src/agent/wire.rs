@@ -124,10 +124,12 @@ pub(crate) async fn send<T: Serialize>(
     message: &T,
     fds: &[RawFd],
 ) -> std::io::Result<()> {
-    let body = bincode::serialize(message).map_err(std::io::Error::other)?;
+    let mut body = bincode::serialize(message).map_err(std::io::Error::other)?;
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
     frame.extend_from_slice(&body);
+    zeroize::Zeroize::zeroize(&mut body);
+    let frame = zeroize::Zeroizing::new(frame);
     let mut sent = 0;
     while sent < frame.len() {
         stream.writable().await?;
@@ -175,8 +177,10 @@ pub(crate) async fn recv<T: for<'de> Deserialize<'de>>(
     let mut body = vec![0u8; len];
     read_exact(stream, &mut body, &mut fds, false).await?;
     let message = bincode::deserialize(&body)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    Ok(Some((message, fds)))
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+    // A lease request carries a plugin's environment: no copy of it stays behind.
+    zeroize::Zeroize::zeroize(&mut body);
+    Ok(Some((message?, fds)))
 }
 
 /// Fills `buf`, collecting any descriptors received on the way. `false` when the peer
