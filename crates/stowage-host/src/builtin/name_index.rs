@@ -315,7 +315,33 @@ fn try_write(path: &Path, stamp: &Stamp, sorted: &[EntryName]) -> io::Result<()>
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
     }
+    remove_stale_temps(dir);
     written
+}
+
+/// Temp files of index writers killed mid-way, untouched for a minute: a live writer
+/// renames its own within milliseconds. The directory holds one index per group of a
+/// collection, so this costs a look at as many names as the collection has groups.
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(".tmp-"))
+            && entry
+                .metadata()
+                .ok()
+                .filter(|m| m.is_file())
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(60));
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]

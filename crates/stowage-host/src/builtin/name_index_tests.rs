@@ -214,8 +214,18 @@ async fn a_damaged_or_deleted_index_is_not_believed() {
         settle(root.path());
         assert_eq!(count(&store, "d").await, 250, "{what}");
     }
+    // A temp file of an index writer killed an hour ago goes with the next rewrite.
+    let leftover = path.with_file_name(".tmp-1-0123456789abcdef");
+    fs::write(&leftover, b"partial").unwrap();
+    File::options()
+        .write(true)
+        .open(&leftover)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
     fs::remove_file(&path).unwrap();
     assert_eq!(all_pages(&store, "e", 4).await, names[250..]);
+    assert!(!leftover.exists());
     assert!(path.is_file(), "a listing writes the index again");
     fs::remove_dir_all(root.path().join(".index")).unwrap();
     assert_eq!(count(&store, "").await, 260);
