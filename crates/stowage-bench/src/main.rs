@@ -7,6 +7,7 @@ mod floors;
 mod measure;
 mod plugin_calls;
 mod porter;
+mod scale;
 mod startup;
 
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ struct Args {
     bin_dir: PathBuf,
     out_dir: PathBuf,
     quick: bool,
-    /// Run only these sections (floors, calls, startup, cli, porter); all when empty.
+    /// Run only these sections (floors, calls, startup, cli, porter, scale); all when empty.
     only: Vec<String>,
 }
 
@@ -61,7 +62,7 @@ fn main() {
         Ok(a) => a,
         Err(e) => {
             eprintln!(
-                "stowage-bench: {e}\nusage: stowage-bench [--bin-dir DIR] [--out-dir DIR] [--quick] [--only calls,startup,cli,porter]"
+                "stowage-bench: {e}\nusage: stowage-bench [--bin-dir DIR] [--out-dir DIR] [--quick] [--only calls,startup,cli,porter,scale]"
             );
             std::process::exit(2);
         }
@@ -100,6 +101,11 @@ fn main() {
             scale,
             &mut report,
         ));
+    }
+
+    if wanted("scale") {
+        eprintln!("== 8. stores that grow, and 1,000-secret batches");
+        runtime.block_on(scale::run(&args.bin_dir, scale, &mut report));
     }
 
     report.ratios(&floors);
