@@ -8,6 +8,7 @@ mod floors;
 mod measure;
 mod plugin_calls;
 mod porter;
+mod scale;
 mod startup;
 
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ struct Args {
     bin_dir: PathBuf,
     out_dir: PathBuf,
     quick: bool,
-    /// Run only these sections (floors, calls, startup, cli, porter); all when empty.
+    /// Run only these sections (floors, calls, startup, cli, porter, scale); all when empty.
     only: Vec<String>,
 }
 
@@ -62,7 +63,7 @@ fn main() {
         Ok(a) => a,
         Err(e) => {
             eprintln!(
-                "stowage-bench: {e}\nusage: stowage-bench [--bin-dir DIR] [--out-dir DIR] [--quick] [--only calls,startup,cli,porter]"
+                "stowage-bench: {e}\nusage: stowage-bench [--bin-dir DIR] [--out-dir DIR] [--quick] [--only calls,startup,cli,porter,scale]"
             );
             std::process::exit(2);
         }
@@ -101,6 +102,11 @@ fn main() {
             scale,
             &mut report,
         ));
+    }
+
+    if wanted("scale") {
+        eprintln!("== 8. stores that grow, and 1,000-secret batches");
+        runtime.block_on(scale::run(&args.bin_dir, scale, &mut report));
     }
 
     report.ratios(&floors);

@@ -11,6 +11,8 @@ use stowage_protocol::{
     SecretRef, Secrets, Storage,
 };
 
+use stowage_protocol::batch::is_over_frame_budget;
+
 use crate::agent::AgentRoute;
 use crate::backend::{InProcess, SecretsBackend, StorageBackend};
 use crate::config::DEFAULT_TIMEOUT;
@@ -329,9 +331,46 @@ impl SecretsHandle {
         self.backend.shutdown().await
     }
 
-    /// Resolves a batch of references in one call; each answer is separate. The outer
-    /// error means the call itself failed (plugin crash, deadline).
+    /// Resolves a batch of references; each answer is separate. The outer error means a
+    /// call itself failed (plugin crash, deadline).
+    ///
+    /// The whole batch goes to the backend in one call (one plugin process, which splits
+    /// it to its own store's batch limit). If the values would not fit in one frame, the
+    /// plugin answers those that fit and marks the others; they are asked for again, in
+    /// further calls, until every one is answered.
     pub async fn resolve(&self, refs: &[SecretRef]) -> Result<Vec<Result<SecretBytes>>> {
+        let mut answers = self.resolve_call(refs).await?;
+        loop {
+            let left: Vec<usize> = (0..answers.len())
+                .filter(|&i| matches!(&answers[i], Err(e) if is_over_frame_budget(e)))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            let again: Vec<SecretRef> = left.iter().map(|&i| refs[i].clone()).collect();
+            let more = self.resolve_call(&again).await?;
+            // A call that answered none of them would be asked again forever.
+            let progressed = more
+                .iter()
+                .any(|a| !matches!(a, Err(e) if is_over_frame_budget(e)));
+            for (i, answer) in left.into_iter().zip(more) {
+                answers[i] = answer;
+            }
+            if !progressed {
+                break;
+            }
+        }
+        Ok(answers
+            .into_iter()
+            .map(|a| a.map_err(|e| Error::backend(&self.name, e)))
+            .collect())
+    }
+
+    /// One `secrets.resolve` call, its answer checked for length.
+    async fn resolve_call(
+        &self,
+        refs: &[SecretRef],
+    ) -> Result<Vec<Result<SecretBytes, PluginError>>> {
         let answers = self.backend.resolve(refs).await?;
         if answers.len() != refs.len() {
             return Err(Error::backend(
@@ -343,10 +382,7 @@ impl SecretsHandle {
                 )),
             ));
         }
-        Ok(answers
-            .into_iter()
-            .map(|a| a.map_err(|e| Error::backend(&self.name, e)))
-            .collect())
+        Ok(answers)
     }
 
     /// Resolves one reference.
@@ -445,6 +481,66 @@ mod tests {
                 .contains("storage.get did not finish within 50ms"),
             "{e}"
         );
+    }
+
+    /// Answers at most `room` references per call, marking the rest as not fitting in the
+    /// frame, as a plugin does with values too large for one answer.
+    struct Cramped {
+        room: usize,
+        calls: std::sync::Mutex<Vec<usize>>,
+    }
+
+    #[async_trait]
+    impl Secrets for Cramped {
+        async fn resolve_one(&self, r: &SecretRef) -> Result<SecretBytes, PluginError> {
+            Ok(SecretBytes::from(r.key.as_str()))
+        }
+        async fn resolve(&self, refs: &[SecretRef]) -> Vec<stowage_protocol::SecretResult> {
+            self.calls.lock().unwrap().push(refs.len());
+            let mut out = Vec::new();
+            for (i, r) in refs.iter().enumerate() {
+                out.push(if r.key == "missing" {
+                    Err(PluginError::not_found("no such secret"))
+                } else if i < self.room {
+                    self.resolve_one(r).await
+                } else {
+                    Err(stowage_protocol::batch::over_frame_budget())
+                });
+            }
+            out
+        }
+    }
+
+    #[tokio::test]
+    async fn references_left_out_of_a_full_frame_are_asked_for_again() {
+        let backend = Arc::new(Cramped {
+            room: 400,
+            calls: Default::default(),
+        });
+        let secrets = SecretsHandle::builtin("cramped", backend.clone());
+        let mut refs: Vec<SecretRef> = (0..1000).map(|i| SecretRef::new(format!("s{i}"))).collect();
+        refs[700] = SecretRef::new("missing");
+        let answers = secrets.resolve(&refs).await.unwrap();
+        for (r, a) in refs.iter().zip(&answers) {
+            match a {
+                Ok(v) => assert_eq!(v.expose(), r.key.as_bytes()),
+                Err(e) => {
+                    assert_eq!(r.key, "missing");
+                    assert_eq!(e.code(), ErrorCode::NotFound, "{e}");
+                }
+            }
+        }
+        assert_eq!(*backend.calls.lock().unwrap(), [1000, 599, 199]);
+
+        // A backend that never makes room is not asked forever.
+        let stuck = Arc::new(Cramped {
+            room: 0,
+            calls: Default::default(),
+        });
+        let secrets = SecretsHandle::builtin("stuck", stuck.clone());
+        let answers = secrets.resolve(&refs[..3]).await.unwrap();
+        assert!(answers.iter().all(Result::is_err));
+        assert_eq!(*stuck.calls.lock().unwrap(), [3, 3]);
     }
 
     #[tokio::test]

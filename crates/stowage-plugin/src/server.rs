@@ -3,6 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use futures::StreamExt as _;
+use stowage_protocol::batch::fit_in_frame;
 use stowage_protocol::handshake::Handshake;
 use stowage_protocol::service::StowagePlugin;
 use stowage_protocol::{
@@ -246,7 +247,7 @@ impl StowagePlugin for PluginServer {
         if checks.iter().all(Result::is_ok) {
             let answers = secrets.resolve(&refs).await;
             if answers.len() == refs.len() {
-                return answers.into_iter().map(within_limit).collect();
+                return fit_in_frame(answers.into_iter().map(within_limit).collect());
             }
             return refs
                 .iter()
@@ -264,7 +265,7 @@ impl StowagePlugin for PluginServer {
             .map(|(r, _)| r.clone())
             .collect();
         let mut answers = secrets.resolve(&valid).await.into_iter().map(within_limit);
-        checks
+        let answers: Vec<SecretResult> = checks
             .into_iter()
             .map(|check| match check {
                 Err(e) => Err(e),
@@ -274,7 +275,8 @@ impl StowagePlugin for PluginServer {
                     ))
                 }),
             })
-            .collect()
+            .collect();
+        fit_in_frame(answers)
     }
 
     async fn secrets_put(

@@ -12,6 +12,7 @@
 //! The contract is written out for implementers in other languages in `proto-docs/`.
 
 pub mod backend;
+pub mod batch;
 pub mod capability;
 pub mod codec;
 pub mod error;

@@ -11,6 +11,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use aws_smithy_http_client::tls;
+use futures::StreamExt as _;
 use stowage_plugin::protocol::MAX_NAME_LEN;
 use stowage_plugin::protocol::ownership::{MANAGED_BY_TAG, MANAGED_BY_VALUE};
 use stowage_plugin::{
@@ -25,6 +26,10 @@ use crate::names::{self, Key, Version};
 
 /// The most secrets BatchGetSecretValue takes by id in one call.
 const BATCH_LIMIT: usize = 20;
+/// How many BatchGetSecretValue calls one resolve keeps in flight: a batch of 1,000
+/// references is 50 calls, which in sequence would cost 50 round trips; more in flight
+/// would only meet the API's request-rate throttling sooner.
+const BATCH_CONCURRENCY: usize = 4;
 /// The largest value Secrets Manager stores (SecretString or SecretBinary).
 pub const MAX_AWS_VALUE_LEN: usize = 65_536;
 /// ListSecrets page size (the API's maximum).
@@ -100,56 +105,78 @@ impl AwsSecrets {
         finish(key, shown, value)
     }
 
-    /// BatchGetSecretValue for `aws_names` (current versions). Per-name outcome; names AWS
-    /// said nothing about are absent from the map.
+    /// BatchGetSecretValue for `aws_names` (current versions), in chunks of the API's
+    /// limit with up to [`BATCH_CONCURRENCY`] chunks in flight. Per-name outcome; names
+    /// AWS said nothing about are absent from the map.
     async fn batch_get(
         &self,
         aws_names: &[String],
     ) -> Result<HashMap<String, Result<SecretBytes, PluginError>>, PluginError> {
         let client = self.client().await?;
-        let mut found = HashMap::new();
-        for chunk in aws_names.chunks(BATCH_LIMIT) {
-            let mut token = None;
-            loop {
-                let out = client
-                    .batch_get_secret_value()
-                    .set_secret_id_list(Some(chunk.to_vec()))
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk("reading secrets in a batch", e))?;
-                for entry in out.secret_values.unwrap_or_default() {
-                    let Some(name) = entry.name.clone() else {
-                        continue;
-                    };
-                    let shown = self.key_of(&name).unwrap_or(&name).to_owned();
-                    let value = value_of(&shown, entry.secret_string, entry.secret_binary)
-                        .map(SecretBytes::new);
-                    found.insert(name, value);
-                }
-                for error in out.errors.unwrap_or_default() {
-                    let Some(name) = error.secret_id else {
-                        continue;
-                    };
-                    let shown = self.key_of(&name).unwrap_or(&name).to_owned();
-                    found.insert(
-                        name,
-                        Err(from_aws(
-                            &format!("reading secret '{shown}'"),
-                            error.error_code.as_deref(),
-                            None,
-                            error.message.as_deref(),
-                            None,
-                        )),
-                    );
-                }
-                match out.next_token {
-                    Some(t) if !t.is_empty() => token = Some(t),
-                    _ => break,
-                }
-            }
+        // The calls made up front (futures do nothing until polled): a closure inside the
+        // stream would make the future's type depend on a higher-ranked lifetime, which
+        // the trait's `Send` bound cannot prove.
+        let calls: Vec<_> = aws_names
+            .chunks(BATCH_LIMIT)
+            .map(|chunk| self.batch_get_chunk(client, chunk))
+            .collect();
+        let chunks: Vec<_> = futures::stream::iter(calls)
+            .buffer_unordered(BATCH_CONCURRENCY)
+            .collect()
+            .await;
+        let mut found = HashMap::with_capacity(aws_names.len());
+        for chunk in chunks {
+            found.extend(chunk?);
         }
         Ok(found)
+    }
+
+    /// One BatchGetSecretValue of at most [`BATCH_LIMIT`] names, following its pages.
+    async fn batch_get_chunk(
+        &self,
+        client: &Client,
+        chunk: &[String],
+    ) -> Result<Vec<(String, Result<SecretBytes, PluginError>)>, PluginError> {
+        let mut found = Vec::with_capacity(chunk.len());
+        let mut token = None;
+        loop {
+            let out = client
+                .batch_get_secret_value()
+                .set_secret_id_list(Some(chunk.to_vec()))
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("reading secrets in a batch", e))?;
+            for entry in out.secret_values.unwrap_or_default() {
+                let Some(name) = entry.name.clone() else {
+                    continue;
+                };
+                let shown = self.key_of(&name).unwrap_or(&name).to_owned();
+                let value = value_of(&shown, entry.secret_string, entry.secret_binary)
+                    .map(SecretBytes::new);
+                found.push((name, value));
+            }
+            for error in out.errors.unwrap_or_default() {
+                let Some(name) = error.secret_id else {
+                    continue;
+                };
+                let shown = self.key_of(&name).unwrap_or(&name).to_owned();
+                found.push((
+                    name,
+                    Err(from_aws(
+                        &format!("reading secret '{shown}'"),
+                        error.error_code.as_deref(),
+                        None,
+                        error.message.as_deref(),
+                        None,
+                    )),
+                ));
+            }
+            match out.next_token {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => return Ok(found),
+            }
+        }
     }
 
     /// Every key under the config prefix + `prefix`, with its current version id, sorted.

@@ -337,6 +337,47 @@ async fn listing_and_batches_span_more_than_one_aws_page() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_batch_of_a_thousand_resolves_in_one_call() {
+    use futures::StreamExt as _;
+    let prefix = unique("thousand");
+    let aws = sdk();
+    let keys: Vec<String> = (0..1000).map(|i| format!("s{i:04}")).collect();
+    futures::stream::iter(&keys)
+        .for_each_concurrent(8, |key| {
+            let (aws, prefix) = (&aws, &prefix);
+            async move {
+                aws.create_secret()
+                    .name(format!("{prefix}{key}"))
+                    .secret_string(format!("value-{key}"))
+                    .tags(Tag::builder().key("managed-by").value("stowage").build())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    // 1,000 references in one call of one kept-alive process: the plugin splits them into
+    // BatchGetSecretValue calls of 20, a few in flight.
+    let s = handle(&prefix, json!({}));
+    let mut refs: Vec<SecretRef> = keys.iter().map(SecretRef::new).collect();
+    refs[999] = SecretRef::new("missing");
+    let answers = s.resolve(&refs).await.unwrap();
+    assert_eq!(answers.len(), refs.len());
+    for (key, answer) in keys.iter().zip(&answers).take(999) {
+        assert_eq!(
+            answer.as_ref().unwrap().expose(),
+            format!("value-{key}").as_bytes(),
+            "{key}"
+        );
+    }
+    assert_eq!(
+        answers[999].as_ref().unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn delete_recovery_window_restore_and_force() {
     let prefix = unique("delete");
     let aws = sdk();

@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use stowage_protocol::{PluginError, Precondition, versions};
 
+use super::name_index::{self, Index, Sorted, Stamp};
+
 const MAGIC: &[u8] = b"stowage/1 ";
 /// The file-name form of the empty string (the encoder never produces `=`).
 const EMPTY: &str = "=";
@@ -97,7 +99,13 @@ pub(crate) struct VersionedDir {
     below_root: Vec<PathBuf>,
     /// Holds secrets: warn when the directory or an entry is open to other users.
     private: bool,
+    /// Where its sorted name index is kept (see `name_index`), if it has one.
+    index: Option<PathBuf>,
 }
+
+/// The directory under a store's root that holds the name indexes of its groups (hidden:
+/// never taken for a collection).
+const INDEX_DIR: &str = ".index";
 
 /// The name of the one temp file a writer uses, under the directory's lock: a writer
 /// killed mid-way leaves at most this file, which the next writer replaces.
@@ -111,21 +119,26 @@ impl VersionedDir {
             dir,
             below_root: Vec::new(),
             private: false,
+            index: None,
         }
     }
 
-    /// `root/<parts…>`, refusing to follow a symbolic link at any of `parts`.
+    /// `root/<parts…>`, refusing to follow a symbolic link at any of `parts`, with its
+    /// name index in `root/.index/<parts…>`.
     pub(crate) fn under(root: &Path, parts: &[String]) -> Self {
         let mut dir = root.to_path_buf();
+        let mut index = root.join(INDEX_DIR);
         let mut below_root = Vec::new();
         for part in parts {
             dir.push(part);
+            index.push(part);
             below_root.push(dir.clone());
         }
         VersionedDir {
             dir,
             below_root,
             private: false,
+            index: Some(index),
         }
     }
 
@@ -374,6 +387,49 @@ impl VersionedDir {
         Ok(names)
     }
 
+    /// The entries in order, from the name index when one describes the directory as it
+    /// is now; otherwise read from the directory, and the index rewritten for the next
+    /// listing.
+    pub(crate) fn sorted(&self) -> Result<Sorted, PluginError> {
+        self.sorted_from(false)
+    }
+
+    /// The entries read from the directory (an index found damaged is not used again),
+    /// and the index rewritten.
+    pub(crate) fn reread_sorted(&self) -> Result<Vec<EntryName>, PluginError> {
+        match self.sorted_from(true)? {
+            Sorted::Listed(names) => Ok(names),
+            Sorted::Indexed(_) => unreachable!("a reread never uses the index"),
+        }
+    }
+
+    fn sorted_from(&self, reread: bool) -> Result<Sorted, PluginError> {
+        let Some(index_path) = &self.index else {
+            return self.names().map(Sorted::Listed);
+        };
+        self.check_no_links()?;
+        // Taken before the directory is read: a change during the read moves the
+        // directory's ctime past it, so the index written from the read is not believed.
+        let stamp = match fs::symlink_metadata(&self.dir) {
+            Ok(meta) if meta.is_dir() => Stamp::of(&meta),
+            Ok(_) => return self.names().map(Sorted::Listed),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Sorted::Listed(Vec::new())),
+            Err(e) => return Err(io_error("cannot stat", &self.dir, e)),
+        };
+        let linked = links_below(index_path);
+        if !reread
+            && !linked
+            && let Some(index) = Index::open(index_path, &stamp)
+        {
+            return Ok(Sorted::Indexed(index));
+        }
+        let names = self.names()?;
+        if !linked {
+            name_index::write(index_path, &stamp, &names);
+        }
+        Ok(Sorted::Listed(names))
+    }
+
     /// Removes a temp file no writer has touched for [`STALE_TEMP_AGE`]: its writer was
     /// killed (a live writer holds the lock and finishes in far less).
     fn remove_if_stale(&self, entry: &fs::DirEntry) {
@@ -419,6 +475,21 @@ impl VersionedDir {
             let _ = d.sync_all();
         }
     }
+}
+
+/// Whether any directory between `.index` and the index file is a symbolic link (the
+/// index is then not written: nothing inside a store is followed).
+fn links_below(index_path: &Path) -> bool {
+    index_path
+        .ancestors()
+        .skip(1)
+        .take_while(|p| p.file_name().is_some_and(|n| n != INDEX_DIR))
+        .chain(
+            index_path
+                .ancestors()
+                .find(|p| p.file_name().is_some_and(|n| n == INDEX_DIR)),
+        )
+        .any(|p| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()))
 }
 
 /// The largest file an entry can be: the value limit plus its header line.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use stowage_protocol::{
     PluginError, Precondition, SecretBytes, SecretListQuery, SecretMeta, SecretPage, SecretRef,
-    Secrets,
+    SecretResult, Secrets,
 };
 
 use super::blocking;
@@ -32,6 +32,23 @@ impl FilesystemSecrets {
     fn dir(&self) -> VersionedDir {
         VersionedDir::new(self.root.as_ref().clone()).private()
     }
+
+    /// Reads one secret (blocking).
+    fn read(&self, reference: &SecretRef) -> Result<SecretBytes, PluginError> {
+        let entry = self.dir().read(&encode(&reference.key)?)?;
+        match (entry, &reference.version) {
+            (Some(e), None) => Ok(SecretBytes::new(e.value)),
+            (Some(e), Some(v)) if *v == e.version => Ok(SecretBytes::new(e.value)),
+            (Some(_), Some(v)) => Err(PluginError::not_found(format!(
+                "secret '{}' has no version {v} (the filesystem backend keeps only the current version)",
+                reference.key
+            ))),
+            (None, _) => Err(PluginError::not_found(format!(
+                "secret '{}' not found",
+                reference.key
+            ))),
+        }
+    }
 }
 
 #[async_trait]
@@ -39,22 +56,19 @@ impl Secrets for FilesystemSecrets {
     async fn resolve_one(&self, reference: &SecretRef) -> Result<SecretBytes, PluginError> {
         let this = self.clone();
         let reference = reference.clone();
-        blocking(move || {
-            let entry = this.dir().read(&encode(&reference.key)?)?;
-            match (entry, &reference.version) {
-                (Some(e), None) => Ok(SecretBytes::new(e.value)),
-                (Some(e), Some(v)) if *v == e.version => Ok(SecretBytes::new(e.value)),
-                (Some(_), Some(v)) => Err(PluginError::not_found(format!(
-                    "secret '{}' has no version {v} (the filesystem backend keeps only the current version)",
-                    reference.key
-                ))),
-                (None, _) => Err(PluginError::not_found(format!(
-                    "secret '{}' not found",
-                    reference.key
-                ))),
-            }
-        })
-        .await
+        blocking(move || this.read(&reference)).await
+    }
+
+    /// The whole batch in one blocking task: a thread hand-off per secret would cost more
+    /// than reading its file.
+    async fn resolve(&self, references: &[SecretRef]) -> Vec<SecretResult> {
+        let this = self.clone();
+        let refs = references.to_vec();
+        let n = refs.len();
+        match blocking(move || Ok(refs.iter().map(|r| this.read(r)).collect::<Vec<_>>())).await {
+            Ok(answers) => answers,
+            Err(e) => vec![Err(e); n],
+        }
     }
 
     async fn put(&self, key: &str, value: SecretBytes) -> Result<Option<String>, PluginError> {

@@ -12,9 +12,10 @@ use stowage_protocol::{
 };
 
 use super::blocking;
-use stowage_protocol::paging;
 
-use super::docfile::{VersionedDir, decode, encode, io_error};
+use super::docfile::{EntryName, VersionedDir, decode, encode, io_error};
+use super::name_index::{self, Sorted, Unusable};
+use stowage_protocol::paging::{Page, PageBuilder};
 
 /// The built-in filesystem document store.
 #[derive(Clone, Debug)]
@@ -147,12 +148,7 @@ impl Storage for FilesystemStorage {
         let query = query.clone();
         blocking(move || {
             let dir = this.group_dir(&query.collection, &query.group)?;
-            let page = paging::page(
-                dir.names()?,
-                &query.prefix,
-                query.page_token.as_deref(),
-                query.page_size,
-            )?;
+            let page = sorted_page(&dir, &query)?;
             let mut out = Vec::with_capacity(page.items.len());
             for entry in page.items {
                 // An entry deleted between listing and stat is simply skipped.
@@ -177,13 +173,46 @@ impl Storage for FilesystemStorage {
         let query = query.clone();
         blocking(move || {
             let dir = this.group_dir(&query.collection, &query.group)?;
-            Ok(dir
-                .names()?
-                .iter()
-                .filter(|e| e.name.starts_with(&query.prefix))
-                .count() as u64)
+            let count_listed = |names: Vec<EntryName>| {
+                names
+                    .iter()
+                    .filter(|e| e.name.starts_with(&query.prefix))
+                    .count() as u64
+            };
+            match dir.sorted()? {
+                Sorted::Listed(names) => Ok(count_listed(names)),
+                Sorted::Indexed(index) => match name_index::count(&index, &query.prefix) {
+                    Ok(n) => Ok(n),
+                    Err(Unusable(why)) => {
+                        tracing::warn!("ignoring a damaged name index: {why}");
+                        Ok(count_listed(dir.reread_sorted()?))
+                    }
+                },
+            }
         })
         .await
+    }
+}
+
+/// One page of names: from the group's name index when it describes the directory (a
+/// binary search and the page), else from reading the directory.
+fn sorted_page(dir: &VersionedDir, query: &ListQuery) -> Result<Page<EntryName>, PluginError> {
+    let (prefix, token) = (query.prefix.as_str(), query.page_token.as_deref());
+    let builder = || PageBuilder::new(prefix, token, query.page_size);
+    // Checks the token before anything is read.
+    let first = builder()?;
+    match dir.sorted()? {
+        Sorted::Listed(names) => Ok(first.fill(names)),
+        Sorted::Indexed(index) => {
+            let size = stowage_protocol::effective_page_size(query.page_size);
+            match name_index::fill_page(&index, first, prefix, token, size) {
+                Ok(page) => Ok(page),
+                Err(Unusable(why)) => {
+                    tracing::warn!("ignoring a damaged name index: {why}");
+                    Ok(builder()?.fill(dir.reread_sorted()?))
+                }
+            }
+        }
     }
 }
 

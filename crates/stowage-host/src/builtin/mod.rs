@@ -7,6 +7,7 @@ mod docfile;
 mod fs_secrets;
 mod fs_storage;
 mod host_secrets;
+mod name_index;
 
 pub use fs_secrets::FilesystemSecrets;
 pub use fs_storage::FilesystemStorage;

@@ -16,13 +16,38 @@ fn path_from(raw: String) -> Path {
     Path::parse(&raw).unwrap_or_else(|_| Path::from(raw.as_str()))
 }
 
+/// The most keys one list request of S3 or GCS returns (S3's `max-keys`, GCS's
+/// `maxResults`, as object_store sends them).
+const LIST_REQUEST_KEYS: u32 = 1000;
+
+/// The page size to fill for `requested`. A full page needs one entry beyond it, to tell
+/// whether another page follows; on S3 and GCS a page of exactly 1,000 would spend a
+/// second list request on that one entry, so pages there hold at most 999 (the contract
+/// allows fewer than asked; callers follow the token).
+fn page_size(kind: &Kind, requested: u32) -> u32 {
+    let size = stowage_plugin::protocol::effective_page_size(requested) as u32;
+    match kind {
+        Kind::S3 | Kind::Gcs => size.min(LIST_REQUEST_KEYS - 1),
+        _ => size,
+    }
+}
+
 impl BlobStorage {
     /// One page of a group's documents.
     pub(super) async fn list_page(&self, query: &ListQuery) -> Result<ListPage, PluginError> {
-        let mut page =
-            PageBuilder::new(&query.prefix, query.page_token.as_deref(), query.page_size)?;
+        // Checks the token before anything is built or sent.
+        PageBuilder::<DocumentMeta>::new(
+            &query.prefix,
+            query.page_token.as_deref(),
+            query.page_size,
+        )?;
         let what = format!("{}/{:?}", query.collection, query.group);
         let built = self.built().await?;
+        let mut page = PageBuilder::new(
+            &query.prefix,
+            query.page_token.as_deref(),
+            page_size(&built.kind, query.page_size),
+        )?;
         let (result, failure) = recording(self.scan(
             built,
             &query.collection,
@@ -129,5 +154,20 @@ impl BlobStorage {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_and_gcs_pages_leave_room_for_the_look_ahead() {
+        assert_eq!(page_size(&Kind::S3, 1000), 999);
+        assert_eq!(page_size(&Kind::Gcs, 5000), 999);
+        assert_eq!(page_size(&Kind::S3, 0), 100);
+        assert_eq!(page_size(&Kind::S3, 10), 10);
+        let memory = Kind::Memory { tag: String::new() };
+        assert_eq!(page_size(&memory, 1000), 1000);
     }
 }
