@@ -31,7 +31,10 @@ impl object_store::client::DnsResolver for Resolver {
 
 #[cfg(feature = "aws")]
 impl aws_smithy_runtime_api::client::dns::ResolveDns for Resolver {
-    fn resolve_dns<'a>(&'a self, name: &'a str) -> aws_smithy_runtime_api::client::dns::DnsFuture<'a> {
+    fn resolve_dns<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> aws_smithy_runtime_api::client::dns::DnsFuture<'a> {
         aws_smithy_runtime_api::client::dns::DnsFuture::new(async move {
             self.lookup(name)
                 .await

@@ -13,11 +13,11 @@
 //! - [`no_nss`]: what a static build links in place of glibc's NSS entry points, so that
 //!   none of them (nor the module loader behind them) ends up in the binary.
 
+#[cfg(feature = "resolver")]
+mod adapters;
 pub mod no_nss;
 #[cfg(feature = "resolver")]
 mod resolver;
-#[cfg(feature = "resolver")]
-mod adapters;
 
 #[cfg(feature = "resolver")]
 pub use resolver::{ResolveError, Resolver};

@@ -12,8 +12,6 @@
 //! directory comes from `$HOME` alone (std's `home_dir` falls back to `getpwuid_r` only when
 //! `HOME` is unset). Without `--wrap` (dynamic builds, tests) nothing calls these symbols.
 
-#![allow(unsafe_code)]
-
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -43,7 +43,11 @@ pub struct ResolveError {
 
 impl fmt::Display for ResolveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot resolve host name {:?}: {}", self.host, self.reason)
+        write!(
+            f,
+            "cannot resolve host name {:?}: {}",
+            self.host, self.reason
+        )
     }
 }
 
@@ -51,6 +55,10 @@ impl std::error::Error for ResolveError {}
 
 impl Resolver {
     /// The process-wide resolver (one cache for every HTTP client of the process).
+    ///
+    /// Its name server connections run as tasks of the tokio runtime of the first lookup, as
+    /// a plugin's single runtime; a program that resolves names from several runtimes in
+    /// turn should give each its own [`Resolver::default`].
     pub fn system() -> Resolver {
         static SYSTEM: OnceLock<Resolver> = OnceLock::new();
         SYSTEM.get_or_init(Resolver::default).clone()

@@ -42,10 +42,10 @@ mod server;
 mod stdio;
 mod tap;
 
-/// Name resolution without glibc's NSS: give [`dns::Resolver::system`] to every HTTP client
-/// (reqwest, object_store, the AWS SDK: features of `stowage-dns`), so that the plugin stays
-/// safe to link statically. Also brings the stubs a static build links in place of glibc's
-/// NSS functions ([`dns::no_nss`]).
+/// Name resolution without glibc's NSS: give `stowage_dns::Resolver::system()` to every HTTP
+/// client (reqwest, object_store, the AWS SDK: features of `stowage-dns` that turn on the
+/// resolver and its adapters), so that the plugin stays safe to link statically. Also brings
+/// the stubs a static build links in place of glibc's NSS functions ([`dns::no_nss`]).
 pub use stowage_dns as dns;
 /// Walking an error's source chain, shared with the host.
 pub use stowage_protocol::error_chain as errors;
