@@ -3,6 +3,7 @@
 //! run, and reports medians, p90, p99 and ratios. Run it through `cargo xtask bench`, which
 //! builds everything in release mode first. Benchmarks never assert: they report.
 
+mod build;
 mod floors;
 mod measure;
 mod plugin_calls;
@@ -17,7 +18,7 @@ struct Args {
     bin_dir: PathBuf,
     out_dir: PathBuf,
     quick: bool,
-    /// Run only these sections (floors, calls, startup, cli, porter); all when empty.
+    /// Run only these sections (calls, startup, cli, porter, build); all when empty.
     only: Vec<String>,
 }
 
@@ -61,7 +62,7 @@ fn main() {
         Ok(a) => a,
         Err(e) => {
             eprintln!(
-                "stowage-bench: {e}\nusage: stowage-bench [--bin-dir DIR] [--out-dir DIR] [--quick] [--only calls,startup,cli,porter]"
+                "stowage-bench: {e}\nusage: stowage-bench [--bin-dir DIR] [--out-dir DIR] [--quick] [--only calls,startup,cli,porter,build]"
             );
             std::process::exit(2);
         }
@@ -100,6 +101,12 @@ fn main() {
             scale,
             &mut report,
         ));
+    }
+
+    if wanted("build") {
+        eprintln!("== 8. the default (static where safe) build against the dynamic one");
+        let spawn = report.median(&floors.spawn);
+        runtime.block_on(build::run(&args.bin_dir, scale, spawn, &mut report));
     }
 
     report.ratios(&floors);
