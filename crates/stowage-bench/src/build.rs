@@ -23,12 +23,14 @@ const NETWORK_PLUGINS: &[&str] = &[
 fn pair(bin_dir: &Path, bin: &str) -> Option<(PathBuf, PathBuf)> {
     let default = bin_dir.join("static").join(bin);
     let dynamic = bin_dir.join(bin);
-    if !default.is_file() {
-        eprintln!(
-            "   (no default build of {bin} in {}: `cargo xtask bench` makes it; skipped)",
-            default.parent().unwrap().display()
-        );
-        return None;
+    for (path, what) in [(&default, "default"), (&dynamic, "dynamic")] {
+        if !path.is_file() {
+            eprintln!(
+                "   (no {what} build of {bin} at {}: `cargo xtask bench` makes both; skipped)",
+                path.display()
+            );
+            return None;
+        }
     }
     Some((default, dynamic))
 }

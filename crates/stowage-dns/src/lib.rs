@@ -13,7 +13,7 @@
 //! - [`no_nss`]: what a static build links in place of glibc's NSS entry points, so that
 //!   none of them (nor the module loader behind them) ends up in the binary.
 
-#[cfg(feature = "resolver")]
+#[cfg(any(feature = "reqwest", feature = "object-store", feature = "aws"))]
 mod adapters;
 pub mod no_nss;
 #[cfg(feature = "resolver")]
