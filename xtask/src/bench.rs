@@ -2,48 +2,44 @@
 
 use std::process::Command;
 
-use crate::{cargo, root, run_checked};
+use crate::{cargo, run_checked, static_link};
 
-/// The host triple static builds target (static glibc needs an explicit `--target`, so
-/// build scripts and proc-macros stay dynamic).
-pub const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
-
-/// Builds `bins` with `-C target-feature=+crt-static` into `target/static`; returns the
-/// directory holding them.
-pub fn build_static(bins: &[String]) -> Result<std::path::PathBuf, String> {
-    let target_dir = root().join("target").join("static");
-    let mut cmd = cargo();
-    cmd.args(["build", "--release", "--target", STATIC_TARGET])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static");
-    for b in bins {
-        cmd.args(["--bin", b]);
-    }
-    run_checked(&mut cmd)?;
-    Ok(target_dir.join(STATIC_TARGET).join("release"))
-}
+/// The binaries the bench also runs as the default (static) install builds them: the trivial
+/// plugin and the network plugins.
+const STATIC_BINS: &[(&str, &str)] = &[
+    ("stowage-tests", "stowage-plugin-testkit"),
+    ("stowage-plugin-blob", "stowage-plugin-blob"),
+    (
+        "stowage-plugin-aws-secretsmanager",
+        "stowage-plugin-aws-secretsmanager",
+    ),
+    (
+        "stowage-plugin-azure-keyvault",
+        "stowage-plugin-azure-keyvault",
+    ),
+];
 
 pub fn run(args: &[String]) -> Result<(), String> {
-    // Every binary in release mode: the CLI, the testkit and every real plugin.
+    // Every binary in release mode, dynamically linked: the CLI, the testkit and every real
+    // plugin (`cargo xtask install --dynamic`).
     run_checked(cargo().args(["build", "--release", "--workspace", "--bins"]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
+    let target = static_link::target_root();
     let release = target.join("release");
-    // The trivial plugin once more, statically linked, to show what dynamic loading costs.
-    if cfg!(all(
-        target_os = "linux",
-        target_arch = "x86_64",
-        target_env = "gnu"
-    )) {
-        let dir = build_static(&["stowage-plugin-testkit".into()])?;
-        let into = release.join("static");
+    // The same plugins as the default install builds them (static where safe), into
+    // release/static/, for the `build` part and the static rows of the others.
+    let into = release.join("static");
+    let _ = std::fs::remove_dir_all(&into);
+    if static_link::supported() {
         std::fs::create_dir_all(&into).map_err(|e| e.to_string())?;
-        std::fs::copy(
-            dir.join("stowage-plugin-testkit"),
-            into.join("stowage-plugin-testkit"),
-        )
-        .map_err(|e| e.to_string())?;
+        for (bin, outcome) in static_link::build_where_safe(STATIC_BINS) {
+            match outcome {
+                Ok(path) => {
+                    std::fs::copy(&path, into.join(&bin))
+                        .map_err(|e| format!("cannot copy {}: {e}", path.display()))?;
+                }
+                Err(why) => eprintln!("note: {bin} is measured dynamic only: {why}"),
+            }
+        }
     }
     let out = target.join("bench");
     run_checked(

@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::install::install;
+use crate::install::{Linking, install};
 
 struct Demo<'a> {
     bin: &'a Path,
@@ -159,7 +159,7 @@ pub fn run() -> Result<(), String> {
         "== building and installing into {} (debug build)",
         bin.display()
     );
-    let installed = install(&bin, false, false)?;
+    let installed = install(&bin, false, Linking::Dynamic)?;
     for p in &installed {
         println!("   {}", p.display());
     }

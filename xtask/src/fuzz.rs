@@ -31,7 +31,7 @@ pub const TARGETS: &[(&str, usize)] = &[
     ("cnab_bundle", 8192),
 ];
 
-const TRIPLE: &str = crate::bench::STATIC_TARGET;
+const TRIPLE: &str = crate::static_link::TARGET;
 
 /// The flags cargo-fuzz passes, less the nightly-only sanitizer.
 const RUSTFLAGS: &str = "-Cpasses=sancov-module \

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{cargo, root, run_checked};
+use crate::{cargo, run_checked, static_link};
 
 /// The binaries to install: `stowage` and every `stowage-plugin-*` bin target of the workspace.
 fn binaries() -> Result<Vec<(String, String)>, String> {
@@ -42,11 +42,76 @@ fn binaries() -> Result<Vec<(String, String)>, String> {
 /// plugin named `stowage` (`PORTER_HOME/plugins/stowage/stowage`), not into `dir`.
 const PORTER_PROVIDER: &str = "porter-plugin-stowage";
 
-/// Builds and copies the binaries into `dir`; returns the installed paths. `static_glibc`
-/// links them statically (faster start: no dynamic loading; see the README's performance
-/// section for the trade-off).
-pub fn install(dir: &Path, release: bool, static_glibc: bool) -> Result<Vec<PathBuf>, String> {
-    install_with_porter(dir, release, static_glibc, None)
+/// How the binaries are linked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Linking {
+    /// Statically (glibc, release) where that is safe: the default on x86_64 Linux with glibc.
+    /// A binary that fails the check of [`static_link::check`] is built dynamically.
+    StaticWhereSafe,
+    /// Dynamically, as `cargo build` does.
+    Dynamic,
+}
+
+impl Linking {
+    /// The default of this host: static where it can be, else dynamic.
+    pub fn default_for_host() -> Linking {
+        if static_link::supported() {
+            Linking::StaticWhereSafe
+        } else {
+            Linking::Dynamic
+        }
+    }
+}
+
+/// Builds and copies the binaries into `dir`; returns the installed paths.
+pub fn install(dir: &Path, release: bool, linking: Linking) -> Result<Vec<PathBuf>, String> {
+    install_with_porter(dir, release, linking, None)
+}
+
+/// Builds `bins` dynamically; returns the directory holding them.
+fn build_dynamic(bins: &[&str], release: bool) -> Result<PathBuf, String> {
+    let mut build = cargo();
+    build.arg("build");
+    if release {
+        build.arg("--release");
+    }
+    for bin in bins {
+        build.args(["--bin", bin]);
+    }
+    run_checked(&mut build)?;
+    Ok(static_link::target_root().join(if release { "release" } else { "debug" }))
+}
+
+/// Where each binary was built: statically where that is safe (said on stdout), dynamically
+/// for the rest.
+fn build(bins: &[(&str, &str)], release: bool, linking: Linking) -> Result<Vec<PathBuf>, String> {
+    let mut built: Vec<Option<PathBuf>> = vec![None; bins.len()];
+    if linking == Linking::StaticWhereSafe {
+        for (i, (bin, outcome)) in static_link::build_where_safe(bins).into_iter().enumerate() {
+            match outcome {
+                Ok(path) => built[i] = Some(path),
+                Err(why) => println!(
+                    "note: {bin} is not safe to link statically ({why}); it is built \
+                     dynamically instead"
+                ),
+            }
+        }
+    }
+    let dynamic: Vec<&str> = bins
+        .iter()
+        .zip(&built)
+        .filter(|(_, b)| b.is_none())
+        .map(|((_, bin), _)| *bin)
+        .collect();
+    if !dynamic.is_empty() {
+        let dir = build_dynamic(&dynamic, release)?;
+        for ((_, bin), slot) in bins.iter().zip(&mut built) {
+            if slot.is_none() {
+                *slot = Some(dir.join(bin));
+            }
+        }
+    }
+    Ok(built.into_iter().flatten().collect())
 }
 
 /// [`install`], plus Stowage as a Porter plugin into `porter_home/plugins/stowage/stowage`
@@ -54,31 +119,17 @@ pub fn install(dir: &Path, release: bool, static_glibc: bool) -> Result<Vec<Path
 pub fn install_with_porter(
     dir: &Path,
     release: bool,
-    static_glibc: bool,
+    linking: Linking,
     porter_home: Option<&Path>,
 ) -> Result<Vec<PathBuf>, String> {
     let bins = binaries()?;
-    let target_dir = if static_glibc {
-        crate::bench::build_static(&bins.iter().map(|(_, b)| b.clone()).collect::<Vec<_>>())?
-    } else {
-        let mut build = cargo();
-        build.arg("build");
-        if release {
-            build.arg("--release");
-        }
-        for (_, bin) in &bins {
-            build.args(["--bin", bin]);
-        }
-        run_checked(&mut build)?;
-        std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root().join("target"))
-            .join(if release { "release" } else { "debug" })
-    };
+    let names: Vec<(&str, &str)> = bins.iter().map(|(p, b)| (p.as_str(), b.as_str())).collect();
+    // Static builds are release builds; `--debug` is for development, so dynamic.
+    let linking = if release { linking } else { Linking::Dynamic };
+    let built = build(&names, release, linking)?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut installed = Vec::new();
-    for (_, bin) in &bins {
-        let from = target_dir.join(bin);
+    for ((_, bin), from) in bins.iter().zip(&built) {
         let (dir, to) = if bin == PORTER_PROVIDER {
             let Some(home) = porter_home else { continue };
             let dir = home.join("plugins").join("stowage");
@@ -91,7 +142,7 @@ pub fn install_with_porter(
         };
         // Copy to a temp name and rename, so a running binary is never half-written.
         let tmp = dir.join(format!(".{bin}.installing"));
-        std::fs::copy(&from, &tmp).map_err(|e| format!("cannot copy {}: {e}", from.display()))?;
+        std::fs::copy(from, &tmp).map_err(|e| format!("cannot copy {}: {e}", from.display()))?;
         std::fs::rename(&tmp, &to).map_err(|e| format!("cannot install {}: {e}", to.display()))?;
         installed.push(to);
     }
@@ -101,7 +152,7 @@ pub fn install_with_porter(
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut dir = None;
     let mut release = true;
-    let mut static_glibc = false;
+    let mut linking = Linking::default_for_host();
     let mut porter_home = None;
     let mut porter = true;
     let mut it = args.iter();
@@ -109,7 +160,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
         match a.as_str() {
             "--dir" => dir = Some(PathBuf::from(it.next().ok_or("--dir needs a directory")?)),
             "--debug" => release = false,
-            "--static" => static_glibc = true,
+            "--dynamic" => linking = Linking::Dynamic,
+            // The default since static builds are safe; kept so that old scripts still work.
+            "--static" => {
+                if !static_link::supported() {
+                    return Err(format!(
+                        "--static needs x86_64 Linux with glibc (the static builds target {})",
+                        static_link::TARGET
+                    ));
+                }
+                linking = Linking::StaticWhereSafe
+            }
             "--porter-home" => {
                 porter_home = Some(PathBuf::from(
                     it.next().ok_or("--porter-home needs a directory")?,
@@ -118,8 +179,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "--no-porter" => porter = false,
             other => {
                 return Err(format!(
-                    "unknown argument {other:?} (expected --dir DIR, --debug, --static, \
-                     --porter-home DIR, --no-porter)"
+                    "unknown argument {other:?} (expected --dir DIR, --debug, --dynamic, \
+                     --static, --porter-home DIR, --no-porter)"
                 ));
             }
         }
@@ -140,7 +201,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .ok_or("cannot tell where to install: pass --dir")?
             .join("bin"),
     };
-    for path in install_with_porter(&dir, release, static_glibc, porter_home.as_deref())? {
+    for path in install_with_porter(&dir, release, linking, porter_home.as_deref())? {
         println!("installed {}", path.display());
     }
     let on_path =

@@ -1,13 +1,17 @@
 //! `cargo xtask <task>`: developer chores that need more than one cargo command.
 //!
-//! - `install [--dir DIR] [--debug | --static] [--porter-home DIR | --no-porter]`: build the
+//! - `install [--dir DIR] [--debug | --dynamic] [--porter-home DIR | --no-porter]`: build the
 //!   `stowage` CLI and every plugin binary of the workspace and copy them into DIR (default
 //!   `$CARGO_HOME/bin`, usually `~/.cargo/bin`), and Stowage as a Porter plugin into
 //!   `PORTER_HOME/plugins/stowage/stowage` (default `$PORTER_HOME`, else `~/.porter`).
+//!   Statically linked where that is safe (x86_64 glibc; see `static_link`), else dynamically.
+//! - `static-check`: the static build of the CLI and the network plugins, checked for glibc's
+//!   NSS, then run against the emulators through a host name.
 //! - `demo`: install into a temporary prefix and walk through Stowage's main job, once on
 //!   the built-in backends and once through a real plugin process, printing every step.
 //! - `test`: the whole test suite with every setup step it needs (what CI runs).
-//! - `bench [--quick]`: release build, then `stowage-bench` (results in target/bench/).
+//! - `bench [--quick] [--only PARTS]`: release builds (dynamic, and static where safe), then
+//!   `stowage-bench` (results in target/bench/).
 //! - `fuzz [TARGET…] [--time S]`: the libFuzzer targets of `fuzz/`, S seconds each.
 
 mod bench;
@@ -15,6 +19,8 @@ mod demo;
 mod emulators;
 mod fuzz;
 mod install;
+mod static_check;
+mod static_link;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -24,8 +30,10 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: cargo xtask <task>\n\n\
          tasks:\n  \
-         install [--dir DIR] [--debug|--static] [--porter-home DIR|--no-porter]\n  \
+         install [--dir DIR] [--debug|--dynamic] [--porter-home DIR|--no-porter]\n  \
                                          build and install `stowage` and every plugin\n  \
+                                         (static where safe; --dynamic: as `cargo build`)\n  \
+         static-check                    static build, NSS check, plugins by host name on the emulators\n  \
          demo                            install into a temp prefix and show Stowage at work\n  \
          test                            run the whole test suite with its setup (what CI runs)\n  \
          bench [--quick]                 release build, then measure the call path against the floor\n  \
@@ -42,6 +50,7 @@ fn main() -> ExitCode {
         Some("test") => test::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("static-check") => static_check::run(&args[1..]),
         _ => return usage(),
     };
     match result {

@@ -3,6 +3,7 @@
 //! run, and reports medians, p90, p99 and ratios. Run it through `cargo xtask bench`, which
 //! builds everything in release mode first. Benchmarks never assert: they report.
 
+mod build;
 mod cli_path;
 mod floors;
 mod measure;
@@ -19,7 +20,7 @@ struct Args {
     bin_dir: PathBuf,
     out_dir: PathBuf,
     quick: bool,
-    /// Run only these sections (floors, calls, startup, cli, porter, scale); all when empty.
+    /// Run only these sections (calls, startup, cli, porter, scale, build); all when empty.
     only: Vec<String>,
 }
 
@@ -63,7 +64,7 @@ fn main() {
         Ok(a) => a,
         Err(e) => {
             eprintln!(
-                "stowage-bench: {e}\nusage: stowage-bench [--bin-dir DIR] [--out-dir DIR] [--quick] [--only calls,startup,cli,porter,scale]"
+                "stowage-bench: {e}\nusage: stowage-bench [--bin-dir DIR] [--out-dir DIR] [--quick] [--only calls,startup,cli,porter,scale,build]"
             );
             std::process::exit(2);
         }
@@ -107,6 +108,11 @@ fn main() {
     if wanted("scale") {
         eprintln!("== 8. stores that grow, and 1,000-secret batches");
         runtime.block_on(scale::run(&args.bin_dir, scale, &mut report));
+    }
+    if wanted("build") {
+        eprintln!("== 9. the default (static where safe) build against the dynamic one");
+        let spawn = report.median(&floors.spawn);
+        runtime.block_on(build::run(&args.bin_dir, scale, spawn, &mut report));
     }
 
     report.ratios(&floors);

@@ -14,7 +14,7 @@ fn stowage(bin_dir: &Path, codec: &str, keep_alive: bool) -> Stowage {
     stowage_with(&bin_dir.join("stowage-plugin-testkit"), codec, keep_alive)
 }
 
-fn stowage_with(testkit: &Path, codec: &str, keep_alive: bool) -> Stowage {
+pub(crate) fn stowage_with(testkit: &Path, codec: &str, keep_alive: bool) -> Stowage {
     stowage_pinned(testkit, codec, keep_alive, None)
 }
 

@@ -27,6 +27,30 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// One start of `plugin`: µs from spawn to its handshake line (closing and reaping it are not
+/// timed), and its peak RSS in MiB.
+pub fn spawn_to_handshake(plugin: &Path, name: &str) -> (f64, f64) {
+    let started = Instant::now();
+    let mut child = Command::new(plugin)
+        .env(handshake::COOKIE_ENV, handshake::COOKIE_VALUE)
+        .env(handshake::VERSIONS_ENV, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn plugin");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .expect("read handshake");
+    let elapsed = started.elapsed().as_secs_f64() * 1e6;
+    assert!(line.starts_with("stowage-plugin "), "{name} wrote {line:?}");
+    let rss = peak_rss_mib(child.id()).unwrap_or(0.0);
+    drop(child.stdin.take());
+    let _ = child.wait();
+    (elapsed, rss)
+}
+
 pub fn run(bin_dir: &Path, scale: usize, report: &mut Report) {
     let mut plugins: Vec<_> = std::fs::read_dir(bin_dir)
         .map(|d| d.flatten().map(|e| e.path()).collect())
@@ -52,28 +76,11 @@ pub fn run(bin_dir: &Path, scale: usize, report: &mut Report) {
         let n = 100 / scale;
         let mut samples = Vec::with_capacity(n);
         for i in 0..n + 5 {
-            // Timed: from spawn to the handshake line. Not timed: closing and reaping.
-            let started = Instant::now();
-            let mut child = Command::new(&plugin)
-                .env(handshake::COOKIE_ENV, handshake::COOKIE_VALUE)
-                .env(handshake::VERSIONS_ENV, "1")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn plugin");
-            let mut line = String::new();
-            BufReader::new(child.stdout.as_mut().unwrap())
-                .read_line(&mut line)
-                .expect("read handshake");
-            let elapsed = started.elapsed().as_secs_f64() * 1e6;
-            assert!(line.starts_with("stowage-plugin "), "{name} wrote {line:?}");
+            let (elapsed, peak) = spawn_to_handshake(&plugin, &name);
             if i >= 5 {
                 samples.push(elapsed);
             }
-            rss = rss.max(peak_rss_mib(child.id()).unwrap_or(0.0));
-            drop(child.stdin.take());
-            let _ = child.wait();
+            rss = rss.max(peak);
         }
         report.add(format!("spawn-to-handshake {name}"), samples);
         report.figure(format!("{name} peak RSS at handshake"), rss, "MiB");

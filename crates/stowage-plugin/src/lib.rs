@@ -31,7 +31,7 @@
 //!
 //! What cloud-backed plugins all need lives here once: config errors and duration settings
 //! ([`config`], [`duration`]), the meaning of HTTP answers ([`http`]), walking an error's
-//! sources ([`errors`]), keyset pagination ([`paging`]) and the random parts of
+//! sources ([`errors`]), name resolution safe in a static binary ([`dns`]), keyset pagination ([`paging`]) and the random parts of
 //! version strings that must never repeat ([`versions`]).
 
 pub mod config;
@@ -42,6 +42,11 @@ mod server;
 mod stdio;
 mod tap;
 
+/// Name resolution without glibc's NSS: give `stowage_dns::Resolver::system()` to every HTTP
+/// client (reqwest, object_store, the AWS SDK: features of `stowage-dns` that turn on the
+/// resolver and its adapters), so that the plugin stays safe to link statically. Also brings
+/// the stubs a static build links in place of glibc's NSS functions ([`dns::no_nss`]).
+pub use stowage_dns as dns;
 /// Walking an error's source chain, shared with the host.
 pub use stowage_protocol::error_chain as errors;
 /// Keyset pagination, shared with the host's built-in stores.

@@ -280,7 +280,8 @@ async fn build_client(config: &Config) -> Result<Client, PluginError> {
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
         ))
-        .build_https();
+        // Host names through our resolver, not glibc's getaddrinfo: safe in a static binary.
+        .build_with_resolver(stowage_dns::Resolver::system());
     let retry = RetryConfig::standard()
         .with_max_attempts(config.max_attempts)
         .with_initial_backoff(Duration::from_millis(200))

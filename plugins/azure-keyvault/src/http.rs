@@ -19,7 +19,9 @@ pub fn transport(config: &Config) -> azure_core::Result<Transport> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(60))
-        .redirect(reqwest::redirect::Policy::none());
+        .redirect(reqwest::redirect::Policy::none())
+        // Host names through our resolver, not glibc's getaddrinfo: safe in a static binary.
+        .dns_resolver(stowage_dns::Resolver::system());
     if let Some(path) = &config.ca_file {
         let pem = std::fs::read(path).map_err(|e| {
             Error::with_message(

@@ -88,7 +88,15 @@ pub struct Connector {
 
 impl HttpConnector for Connector {
     fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
-        let inner = ReqwestConnector::default().connect(options)?;
+        // Host names through our resolver, not glibc's getaddrinfo (object_store's default):
+        // safe in a static binary.
+        let options = match options.dns_resolver() {
+            Some(_) => options.clone(),
+            None => options
+                .clone()
+                .with_dns_resolver(Arc::new(stowage_plugin::dns::Resolver::system())),
+        };
+        let inner = ReqwestConnector::default().connect(&options)?;
         Ok(HttpClient::new(Service {
             inner,
             azure: self.azure.clone(),

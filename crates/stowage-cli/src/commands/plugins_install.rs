@@ -96,6 +96,8 @@ fn client() -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(15))
         .read_timeout(Duration::from_secs(60))
+        // Host names through our resolver, not glibc's getaddrinfo: safe in a static binary.
+        .dns_resolver(stowage_dns::Resolver::system())
         .build()
         .map_err(|e| refused(format!("cannot build the HTTPS client: {e}")))
 }
