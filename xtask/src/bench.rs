@@ -7,6 +7,7 @@ use crate::{cargo, run_checked, static_link};
 /// The binaries the bench also runs as the default (static) install builds them: the trivial
 /// plugin and the network plugins.
 const STATIC_BINS: &[(&str, &str)] = &[
+    ("stowage-cli", "stowage"),
     ("stowage-tests", "stowage-plugin-testkit"),
     ("stowage-plugin-blob", "stowage-plugin-blob"),
     (

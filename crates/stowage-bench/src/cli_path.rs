@@ -1,7 +1,8 @@
 //! The CLI end to end, as users run it: `stowage storage get` through a plugin, with a
 //! process per invocation, and through `stowage agent` (warm processes), for a Rust
 //! plugin (the testkit), the blob plugin on `file://` and the Python reference plugin;
-//! beside `stowage --version` (the CLI's own start-up) and the spawn floor.
+//! beside `stowage --version` (the CLI's own start-up) and the spawn floor. Binaries are
+//! the default build (static where safe) when `cargo xtask bench` made one.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,7 +22,7 @@ fn backends(bin_dir: &Path, home: &Path) -> Vec<Backend> {
             label: "testkit (Rust)",
             table: format!(
                 "path = {:?}\n[storage.b.config]\nroot = {:?}\n",
-                bin_dir.join("stowage-plugin-testkit"),
+                default_build(bin_dir, "stowage-plugin-testkit"),
                 home.join("testkit-data")
             ),
         },
@@ -29,7 +30,7 @@ fn backends(bin_dir: &Path, home: &Path) -> Vec<Backend> {
             label: "blob on file://",
             table: format!(
                 "path = {:?}\n[storage.b.config]\nurl = \"file://{}\"\n",
-                bin_dir.join("stowage-plugin-blob"),
+                default_build(bin_dir, "stowage-plugin-blob"),
                 home.join("blob-data").display()
             ),
         },
@@ -45,6 +46,17 @@ fn backends(bin_dir: &Path, home: &Path) -> Vec<Backend> {
         });
     }
     out
+}
+
+/// `name` as `cargo xtask install` builds it by default: the static build when the bench
+/// has one (`BIN_DIR/static`), else the dynamic one.
+fn default_build(bin_dir: &Path, name: &str) -> PathBuf {
+    let static_build = bin_dir.join("static").join(name);
+    if static_build.is_file() {
+        static_build
+    } else {
+        bin_dir.join(name)
+    }
 }
 
 fn repo_root() -> PathBuf {
@@ -71,7 +83,8 @@ fn stowage(bin: &Path, home: &Path, args: &[&str], agent: &str, stdin: &[u8]) {
 }
 
 pub fn run(bin_dir: &Path, scale: usize, report: &mut Report) {
-    let bin = bin_dir.join("stowage");
+    let bin = default_build(bin_dir, "stowage");
+    eprintln!("   (binaries: {})", bin.display());
     let n = 300 / scale;
     report.add(
         "CLI: stowage --version",
