@@ -8,7 +8,6 @@ use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest as _, Sha256};
 use stowage_protocol::handshake::Handshake;
 use stowage_protocol::{ConfigureRequest, PluginInfo};
 use tokio::net::UnixStream;
@@ -88,8 +87,8 @@ pub(crate) async fn lease(
     configure: &ConfigureRequest,
     keep_alive: Option<Duration>,
 ) -> Result<Leased, NotUsed> {
-    let cwd = std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?;
     let stream = connect(route).await?;
+    let cwd = std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?;
     let request = Request::Lease(Box::new(LeaseRequest {
         version: wire::VERSION.to_owned(),
         backend: command.backend.clone(),
@@ -189,7 +188,6 @@ pub async fn status(route: &AgentRoute) -> Result<AgentStatus, NotUsed> {
 
 /// Asks the agent to stop; returns its pid once it has said it is stopping.
 pub async fn stop(route: &AgentRoute) -> Result<u32, NotUsed> {
-    let pid = status(route).await?.pid;
     let stream = connect_only(&route.socket).await?;
     let request = Request::Stop {
         version: wire::VERSION.to_owned(),
@@ -198,7 +196,8 @@ pub async fn stop(route: &AgentRoute) -> Result<u32, NotUsed> {
         .await
         .map_err(|e| e.to_string())?;
     match wire::recv::<Response>(&stream).await {
-        Ok(Some((Response::Stopping, _))) => Ok(pid),
+        Ok(Some((Response::Stopping { pid }, _))) => Ok(pid),
+        Ok(Some((Response::Unavailable { reason }, _))) => Err(reason),
         Ok(_) => Err("the agent answered out of turn".into()),
         Err(e) => Err(e.to_string()),
     }
@@ -242,15 +241,10 @@ pub(crate) async fn connect_only(socket: &Path) -> Result<UnixStream, NotUsed> {
 /// A digest of what `configure` tells the plugin, so that processes configured
 /// differently are never shared (and the config itself is never sent to the agent).
 fn configure_digest(configure: &ConfigureRequest) -> [u8; 32] {
-    let mut h = Sha256::new();
-    for part in [
+    wire::digest_parts([
         configure.backend.as_bytes(),
         configure.role.as_str().as_bytes(),
         configure.config_json.as_bytes(),
         configure.host.as_bytes(),
-    ] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part);
-    }
-    h.finalize().into()
+    ])
 }

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest as _, Sha256};
 use tokio::net::unix::pipe;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -187,7 +186,10 @@ async fn connection(shared: Arc<Shared>, stream: UnixStream) {
                 let _ = wire::send(&stream, &Response::Status(status(&shared)), &[]).await;
             }
             Request::Stop { .. } => {
-                let _ = wire::send(&stream, &Response::Stopping, &[]).await;
+                let stopping = Response::Stopping {
+                    pid: std::process::id(),
+                };
+                let _ = wire::send(&stream, &stopping, &[]).await;
                 shared.stop.notify_one();
                 break;
             }
@@ -459,24 +461,18 @@ fn status(shared: &Shared) -> AgentStatus {
 
 /// A digest of everything that makes processes interchangeable.
 fn lease_key(r: &LeaseRequest) -> Key {
-    let mut h = Sha256::new();
-    let mut part = |bytes: &[u8]| {
-        h.update((bytes.len() as u64).to_be_bytes());
-        h.update(bytes);
-    };
-    part(r.program.as_os_str().as_encoded_bytes());
-    part(r.cwd.as_os_str().as_encoded_bytes());
-    part(&(r.args.len() as u64).to_be_bytes());
-    for a in &r.args {
-        part(a.as_bytes());
-    }
+    let args = (r.args.len() as u64).to_be_bytes();
+    let pin = r.sha256.unwrap_or_default();
     let mut env: Vec<&(Vec<u8>, Vec<u8>)> = r.env.iter().collect();
     env.sort();
-    for (k, v) in env {
-        part(k);
-        part(v);
-    }
-    part(&r.sha256.unwrap_or_default());
-    part(&r.configure_digest);
-    h.finalize().into()
+    let parts = [
+        r.program.as_os_str().as_encoded_bytes(),
+        r.cwd.as_os_str().as_encoded_bytes(),
+        &args[..],
+    ]
+    .into_iter()
+    .chain(r.args.iter().map(|a| a.as_bytes()))
+    .chain(env.iter().flat_map(|(k, v)| [k.as_slice(), v.as_slice()]))
+    .chain([&pin[..], &r.configure_digest[..]]);
+    wire::digest_parts(parts)
 }

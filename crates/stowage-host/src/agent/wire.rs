@@ -91,7 +91,10 @@ pub(crate) enum Response {
     },
     Released,
     Status(AgentStatus),
-    Stopping,
+    /// The agent (this pid) is stopping.
+    Stopping {
+        pid: u32,
+    },
 }
 
 /// What `stowage agent status` shows.
@@ -116,6 +119,18 @@ pub struct PluginStatus {
     pub idle_for: Duration,
     /// How long it will be kept while idle.
     pub keep_alive: Duration,
+}
+
+/// A SHA-256 over length-prefixed parts, so that two different sequences of parts never
+/// hash alike: what identifies a configuration (CLI) and a process (agent).
+pub(crate) fn digest_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
 }
 
 /// Sends one message, with `fds` attached.
