@@ -531,3 +531,44 @@ fn the_plugin_runs_in_the_working_directory_of_the_cli() {
     assert_eq!(get(&b).status.code(), Some(3));
     assert_eq!(text(&get(&a).stdout), "in a");
 }
+
+#[test]
+fn sigint_mid_call_through_the_agent_leaves_no_plugin_process() {
+    let home = Home::new("", "");
+    let pid_file = home.path().join("pids");
+    home.write_config(
+        "",
+        &format!(
+            "fault = \"hang-on-call\"\npid-file = {:?}",
+            pid_file.display().to_string()
+        ),
+    );
+    home.start_agent(&[]);
+    let child = home.command(&["storage", "get", "c", "x"]).spawn().unwrap();
+    // The plugin, then the grandchild it starts when it hangs.
+    let pids = stowage_tests::processes::wait_for_pids(&pid_file, 2, Duration::from_secs(20));
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    for pid in &pids {
+        assert!(
+            wait_gone(*pid, Duration::from_secs(10)),
+            "{pid} outlived the SIGINT"
+        );
+    }
+    // The agent saw its plugin die and keeps nothing.
+    let mut kept = home.plugin_pids();
+    for _ in 0..250 {
+        if kept.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        kept = home.plugin_pids();
+    }
+    assert!(kept.is_empty(), "{kept:?}");
+}
