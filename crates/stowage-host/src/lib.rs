@@ -45,6 +45,7 @@ pub mod retry;
 pub mod rmw;
 pub mod signing;
 mod spawn;
+mod start_check;
 mod stderr;
 mod transport;
 

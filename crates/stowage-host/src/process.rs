@@ -24,12 +24,13 @@ use crate::groups::{self, GroupGuard, kill_group};
 use crate::pin::Sha256Digest;
 use crate::plugin_env::EnvInherit;
 use crate::spawn::RawPipes;
+use crate::start_check::read_handshake;
 use crate::stderr::StderrLog;
 use crate::transport::{CheckedTransport, StreamError};
 
 pub use stowage_protocol::EXIT_GRACE;
 /// How long to wait for the last stderr lines of a dead plugin.
-const STDERR_DRAIN: Duration = Duration::from_millis(300);
+pub(crate) const STDERR_DRAIN: Duration = Duration::from_millis(300);
 
 /// What to run for a backend.
 #[derive(Clone, Default)]
@@ -86,7 +87,7 @@ pub struct PluginProcess {
 }
 
 /// How the host learns that the plugin exited.
-enum Exit {
+pub(crate) enum Exit {
     /// Spawned here: its child handle.
     Own(Child),
     /// Leased from the agent, which reaps it and says so.
@@ -95,7 +96,7 @@ enum Exit {
 
 impl Exit {
     /// Its exit status; `None` if it cannot be known (the agent went away).
-    async fn wait(&mut self) -> Option<ExitStatus> {
+    pub(crate) async fn wait(&mut self) -> Option<ExitStatus> {
         match self {
             Exit::Own(child) => child.wait().await.ok(),
             Exit::Leased(lease) => lease.wait().await,
@@ -459,103 +460,7 @@ impl Drop for PluginProcess {
     }
 }
 
-async fn fail_start(
-    command: &PluginCommand,
-    program: &str,
-    pid: u32,
-    exit: &mut Exit,
-    stderr: &StderrLog,
-    message: String,
-) -> Error {
-    let status = match tokio::time::timeout(Duration::from_millis(500), exit.wait()).await {
-        Ok(Some(status)) => Some(status),
-        _ => {
-            kill_group(pid);
-            let _ = exit.wait().await;
-            None
-        }
-    };
-    let message = match status {
-        Some(s) => format!("{message} ({})", describe(s)),
-        None => message,
-    };
-    Error::Plugin {
-        backend: command.backend.clone(),
-        program: program.to_owned(),
-        message,
-        stderr_tail: stderr.tail_at_exit(STDERR_DRAIN).await,
-    }
-}
-
-/// Reads and checks the plugin's handshake line within `deadline`.
-async fn read_handshake(
-    command: &PluginCommand,
-    program: &str,
-    pid: u32,
-    exit: &mut Exit,
-    stderr: &StderrLog,
-    stdout: &mut BufReader<pipe::Receiver>,
-    deadline: Duration,
-) -> Result<Handshake> {
-    let line = match tokio::time::timeout(deadline, handshake::read_handshake_line(stdout)).await {
-        Ok(Ok(line)) => line,
-        Ok(Err(e)) => {
-            let message = format!("reading its handshake failed: {e}");
-            return Err(fail_start(command, program, pid, exit, stderr, message).await);
-        }
-        Err(_) => {
-            kill_group(pid);
-            let _ = exit.wait().await;
-            return Err(Error::DeadlineExceeded {
-                backend: command.backend.clone(),
-                operation: "the handshake".into(),
-                timeout: deadline,
-                stderr_tail: stderr.tail_at_exit(STDERR_DRAIN).await,
-            });
-        }
-    };
-    if line.is_empty() {
-        let message = "it exited before the handshake".to_owned();
-        return Err(fail_start(command, program, pid, exit, stderr, message).await);
-    }
-    let parsed = std::str::from_utf8(&line)
-        .map_err(|_| handshake::HandshakeError::Malformed)
-        .and_then(Handshake::parse);
-    let handshake = match parsed {
-        Ok(h) if line.ends_with(b"\n") => h,
-        Ok(_) | Err(_) => {
-            let why = match parsed {
-                Err(handshake::HandshakeError::UnknownCodec(c)) => {
-                    format!(
-                        "it names the codec {c:?}, which this host does not speak (bincode, json)"
-                    )
-                }
-                Ok(_) => format!(
-                    "its first line is longer than {} bytes or does not end",
-                    handshake::MAX_HANDSHAKE_LEN
-                ),
-                Err(_) => format!(
-                    "that is not a handshake line (`{} <version> <codec>`); is it a Stowage \
-                     plugin, and does it keep stdout free of other output?",
-                    handshake::HANDSHAKE_PREFIX
-                ),
-            };
-            let message = format!("it wrote {} first: {why}", quote(&line));
-            return Err(fail_start(command, program, pid, exit, stderr, message).await);
-        }
-    };
-    if !stowage_protocol::SUPPORTED_VERSIONS.contains(&handshake.version) {
-        let message = format!(
-            "it chose protocol version {}, but this host offered {:?}",
-            handshake.version,
-            stowage_protocol::SUPPORTED_VERSIONS
-        );
-        return Err(fail_start(command, program, pid, exit, stderr, message).await);
-    }
-    Ok(handshake)
-}
-
-fn describe(status: ExitStatus) -> String {
+pub(crate) fn describe(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt as _;
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit status {code}"),
@@ -575,18 +480,6 @@ fn is_broken_pipe(e: &RpcError) -> bool {
 
 fn rpc_detail(e: &RpcError) -> String {
     error_chain::describe(e)
-}
-
-/// Shows what a plugin wrote, escaped and cut short.
-fn quote(bytes: &[u8]) -> String {
-    let shown: String = String::from_utf8_lossy(&bytes[..bytes.len().min(80)])
-        .escape_debug()
-        .collect();
-    if bytes.len() > 80 {
-        format!("\"{shown}…\"")
-    } else {
-        format!("\"{shown}\"")
-    }
 }
 
 /// What is scrubbed from the plugin's stderr before it is logged or shown: the values of
